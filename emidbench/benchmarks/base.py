@@ -1,0 +1,76 @@
+"""What every benchmark loader yields: samples in LLaVA-Bench's shape."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+from PIL import Image, UnidentifiedImageError
+
+from emidbench.errors import UserError
+
+
+@dataclass(frozen=True)
+class Sample:
+    question_id: int | str
+    image: bytes  # the encoded image as the source has it (JPEG, PNG, ...)
+    image_name: str  # where it came from, for messages and context lookup
+    text: str  # the question
+    reference: str  # the reference answer (GPT-4's in LLaVA-Bench)
+    category: str | None = None  # conv | detail | complex, where the benchmark has one
+    context: str | None = None  # what a text-only judge is shown of the image
+    translations: dict = field(default_factory=dict)  # language -> translated question
+
+    def open_image(self) -> Image.Image:
+        return decode_image(self.image, f"sample {self.question_id} ({self.image_name})")
+
+
+@dataclass
+class Benchmark:
+    """An ID set, plus optional second visual domains for natural shifts
+    (LLaVA-Bench COCO + In-the-Wild; mini + mini_wild)."""
+
+    name: str  # the ID scenario name, e.g. "llava_bench_coco"
+    samples: list[Sample]
+    domains: dict[str, list[Sample]] = field(default_factory=dict)
+    source: str = ""
+
+    def validate(self) -> "Benchmark":
+        for domain, samples in [(self.name, self.samples), *self.domains.items()]:
+            if not samples:
+                raise UserError(f"benchmark {domain}: no samples ({self.source})")
+            seen: set = set()
+            for s in samples:
+                if s.question_id in seen:
+                    raise UserError(f"benchmark {domain}: duplicate question_id {s.question_id!r} ({self.source})")
+                seen.add(s.question_id)
+                s.open_image()
+        return self
+
+    def limit(self, n: int | None) -> "Benchmark":
+        if n is None:
+            return self
+        return Benchmark(self.name, self.samples[:n], {k: v[:n] for k, v in self.domains.items()}, self.source)
+
+
+def decode_image(data: bytes, where: str) -> Image.Image:
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except UnidentifiedImageError:
+        raise UserError(f"{where}: image does not decode (not a known image format)") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{where}: image does not decode ({e})") from None
+    return img.convert("RGB")
+
+
+def image_format(data: bytes) -> str:
+    """File extension for encoded image bytes ('png', 'jpg', ...)."""
+    fmt = (Image.open(io.BytesIO(data)).format or "png").lower()
+    return {"jpeg": "jpg"}.get(fmt, fmt)
+
+
+def encode_png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,216 @@
+"""The command line: parse options, call a stage, print. No logic lives here.
+
+Every verb reads and writes one run directory (RUN); bad input ends with one line on
+stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from emidbench.errors import UserError
+
+app = typer.Typer(
+    name="emidbench",
+    help=(
+        "How much do your multimodal LLMs degrade under distribution shift? "
+        "shift -> eval -> score -> report, each reading and writing one run directory (RUN)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+def _run_path(run: Optional[Path], out_opt: Optional[Path]) -> Path:
+    if run and out_opt and run != out_opt:
+        raise UserError(f"two run directories given ({run} and --out {out_opt}); give one")
+    path = run or out_opt
+    if path is None:
+        raise UserError("no run directory: pass RUN (or --out RUN)")
+    return path
+
+
+def _pairs(items: Optional[List[str]], what: str) -> dict[str, str]:
+    pairs = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"{what} {item!r}: expected NAME=VALUE")
+        k, v = item.split("=", 1)
+        pairs[k.strip()] = v.strip()
+    return pairs
+
+
+@app.command()
+def shift(
+    run: Optional[Path] = typer.Argument(None, help="Run directory to write (RUN/shifts/)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Same as RUN."),
+    benchmark: str = typer.Option(..., "--benchmark", "-b", help="The ID benchmark: a name from `emidbench list` (mini, llava-bench), a LLaVA-style folder, a .jsonl/.parquet file, a saved `datasets` folder or a hub dataset id."),
+    suite: str = typer.Option("paper-61", "--suite", "-s", help="Shift suite: a name from `emidbench list` (paper-61, paper-synthetic, paper-natural, imagenet-c, text-noise) or your own YAML file."),
+    seed: int = typer.Option(0, help="Seed for every random perturbation; same seed, same bytes."),
+    workers: int = typer.Option(1, help="Processes computing image corruptions (results do not depend on it)."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N samples of each domain (smoke runs)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the scenario table and stop."),
+    translator: Optional[str] = typer.Option(None, help="A seq2seq translation checkpoint (hub id or path) for languages the benchmark has no translations for."),
+    domain: Optional[List[str]] = typer.Option(None, help="A second visual domain for natural shifts, NAME=SPEC (repeatable), e.g. llava_bench_in_the_wild=./wild."),
+    columns: Optional[str] = typer.Option(None, help="Column mapping for tables: FIELD=COLUMN,... with FIELD in question_id, image, text, reference, category, context."),
+    split: Optional[str] = typer.Option(None, help="Dataset split (default: train, else test)."),
+    subset: Optional[str] = typer.Option(None, help="Dataset subset/config name."),
+    name: Optional[str] = typer.Option(None, help="Name of the ID set (scenario names are built on it)."),
+    known_as: Optional[str] = typer.Option(None, "--known-as", help="Treat a local dataset copy as this hub id (its built-in column mapping), e.g. lmms-lab/llava-bench-coco."),
+    size: str = typer.Option("default", help="Size of generated benchmarks (mini): default or large."),
+):
+    """Build the ID set and every shifted variant of it (RUN/shifts/)."""
+    from emidbench.benchmarks import load_benchmark
+
+    path = _run_path(run, out_dir)
+    bench = load_benchmark(benchmark, name=name, split=split, subset=subset, columns=columns,
+                           known_as=known_as, domains=_pairs(domain, "--domain"), seed=seed, size=size)
+    from emidbench.shift import run_shift
+
+    manifest = run_shift(bench, suite, path, seed=seed, workers=workers, limit=limit,
+                         dry_run=dry_run, translator=translator, console=console)
+    if not dry_run:
+        out.print(f"{len(manifest.scenarios)} scenarios written to {path / 'shifts'}")
+
+
+@app.command("eval")
+def eval_(
+    run: Path = typer.Argument(..., help="Run directory with RUN/shifts/."),
+    model: str = typer.Option(..., "--model", "-m", help="Hub id, local path, `tiny-llava` (bundled), or the served model's name (openai backend)."),
+    backend: str = typer.Option("hf", help="hf (transformers), openai (any OpenAI-compatible server) or vllm."),
+    name: Optional[str] = typer.Option(None, help="Folder name for this model's answers (default: last part of --model)."),
+    batch_size: int = typer.Option(8, help="Questions per generate() call (hf)."),
+    max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens."),
+    temperature: float = typer.Option(0.0, help="0 = greedy (recommended for reproducible numbers)."),
+    system_prompt: Optional[str] = typer.Option(None, help="System message put before every question."),
+    scenarios: Optional[str] = typer.Option(None, help="Only scenarios matching this glob, e.g. '*frost*'."),
+    dtype: str = typer.Option("auto", help="auto (bf16/fp16 on GPU, fp32 on CPU), float32, float16, bfloat16."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
+    trust_remote_code: bool = typer.Option(False, help="Allow model code from the hub (only for models you trust)."),
+    base_url: Optional[str] = typer.Option(None, help="openai backend: the server, e.g. http://localhost:8000/v1."),
+    api_key_env: str = typer.Option("OPENAI_API_KEY", help="openai backend: environment variable holding the key (never written anywhere)."),
+    concurrency: int = typer.Option(4, help="openai backend: requests in flight."),
+):
+    """Answer every question of every scenario with one model (RUN/responses/<model>/)."""
+    from emidbench.eval import run_eval
+
+    summary = run_eval(run, model, backend=backend, name=name, batch_size=batch_size,
+                       max_new_tokens=max_new_tokens, temperature=temperature, system_prompt=system_prompt,
+                       scenarios=scenarios, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+                       base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, console=console)
+    if getattr(summary, "failed", 0):
+        raise typer.Exit(1)
+
+
+@app.command()
+def score(
+    run: Optional[Path] = typer.Argument(None, help="Run directory with RUN/shifts/ and RUN/responses/."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="The model's name under RUN/responses/."),
+    embedder: str = typer.Option("offline", help="paper (CLIP ViT-B/32 + XLM-R embeddings, as published) or offline (no download; a proxy)."),
+    vision_encoder: Optional[str] = typer.Option(None, help="paper embedder: CLIP checkpoint (default openai/clip-vit-base-patch32)."),
+    text_encoder: Optional[str] = typer.Option(None, help="paper embedder: XLM-R checkpoint (default xlm-roberta-base)."),
+    estimator: str = typer.Option("fit", help="`fit` a CLUB estimator on this run, or a CLUB checkpoint path (e.g. the published CLUB_global.pt)."),
+    judge: Optional[str] = typer.Option(None, help="LLM judge: openai:<model>, hf:<id or path> or offline. Default: none."),
+    debias: bool = typer.Option(False, help="Judge each pair in both orders and average (position bias)."),
+    id_scenario: Optional[str] = typer.Option(None, help="The in-distribution scenario EMID is measured against (default: the manifest's)."),
+    entropy_scaler: Optional[float] = typer.Option(None, help="Also report the true-bound estimate with this entropy scaler."),
+    bootstrap: int = typer.Option(0, help="Bootstrap resamples for confidence intervals (0 = none)."),
+    seed: int = typer.Option(0, help="Seed for the estimator fit and the bootstrap."),
+    judge_base_url: Optional[str] = typer.Option(None, help="openai judge: the server's base URL."),
+    judge_api_key_env: str = typer.Option("OPENAI_API_KEY", help="openai judge: environment variable holding the key."),
+    concurrency: int = typer.Option(4, help="openai judge: requests in flight."),
+    from_embeddings: Optional[Path] = typer.Option(None, help="Score pre-extracted embeddings: DIR with manifest.json and <scenario>.npz (x_v, x_t, y_hat, y)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="With --from-embeddings: where per_shift.csv goes."),
+):
+    """EMI, EMID, the EMID upper bound and judge scores (RUN/scores/<model>/)."""
+    from emidbench.score import run_score, score_from_embeddings
+
+    if from_embeddings is not None:
+        if out_dir is None or estimator == "fit":
+            raise UserError("--from-embeddings needs --estimator PATH and --out OUT")
+        path = score_from_embeddings(from_embeddings, Path(estimator), out_dir,
+                                     entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed)
+        out.print(f"wrote {path}")
+        return
+    if run is None or model is None:
+        raise UserError("score needs RUN and --model (or --from-embeddings DIR --estimator PATH --out OUT)")
+    path = run_score(run, model, embedder=embedder, vision_encoder=vision_encoder, text_encoder=text_encoder,
+                     estimator=estimator, judge=judge, debias=debias, id_scenario=id_scenario,
+                     entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed,
+                     judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
+                     concurrency=concurrency, console=console)
+    out.print(f"wrote {path}")
+
+
+@app.command()
+def report(
+    run: Path = typer.Argument(..., help="Run directory with RUN/scores/."),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Models to report (repeatable; default: all scored)."),
+):
+    """Per-shift CSV, correlations, plots and a terminal summary (RUN/report/)."""
+    from emidbench.report import run_report
+
+    run_report(run, models=model or None, console=out)
+
+
+@app.command()
+def run(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="A run config (YAML), e.g. configs/offline-default.yaml."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run directory (overrides the config's)."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Overrides the config's benchmark."),
+    suite: Optional[str] = typer.Option(None, "--suite", "-s", help="Overrides the config's suite."),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Overrides the config's models (repeatable)."),
+    limit: Optional[int] = typer.Option(None, help="Overrides the config's sample limit."),
+    seed: Optional[int] = typer.Option(None, help="Overrides the config's seed."),
+):
+    """shift -> eval -> score -> report in one go; a rerun continues where it stopped."""
+    from emidbench.pipeline import load_run_config, run_pipeline
+
+    cfg = load_run_config(config, overrides={"out": out_dir, "benchmark": benchmark, "suite": suite,
+                                             "models": model or None, "limit": limit, "seed": seed})
+    run_pipeline(cfg, console=console, out=out)
+
+
+@app.command("import-responses")
+def import_responses(
+    source: Path = typer.Argument(..., help="Folder of released answer files named <scenario>_<model>.jsonl."),
+    model: str = typer.Option(..., "--model", "-m", help="The model name in the file names; also the folder under RUN/responses/."),
+    out_dir: Path = typer.Option(..., "--out", help="Run directory (with RUN/shifts/) to import into."),
+):
+    """Bring released answers (LLaVA answer format) into RUN/responses/ to score them."""
+    from emidbench.eval import import_responses as do_import
+
+    n = do_import(source, out_dir, model)
+    out.print(f"imported {n} answer files into {out_dir / 'responses' / model}")
+
+
+@app.command("list")
+def list_():
+    """Show the suites, benchmarks, corruptions, text perturbations, backends, embedders and judges you can name."""
+    from emidbench.catalog import catalog
+
+    for kind, items in catalog().items():
+        out.print(f"[bold]{kind}[/bold]")
+        for name, desc in items:
+            out.print(f"  {name:<24} {desc}", highlight=False)
+
+
+def main() -> None:
+    try:
+        app(prog_name="emidbench")
+    except UserError as e:
+        console.print(f"emidbench: error: {e}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()
