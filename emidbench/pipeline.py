@@ -1,0 +1,160 @@
+"""`emidbench run`: shift -> eval -> score -> report from one config, resumable.
+
+Each stage resumes on its own (shift skips finished scenarios, eval skips answered
+items, score reuses cached embeddings and judgments). On top of that, a stage whose
+inputs and options have not changed since it last completed is skipped outright: its
+completion is recorded in RUN/pipeline.json with a fingerprint of what it was run with.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emidbench.errors import UserError
+from emidbench.rundir import RunDir, atomic_write_json, model_slug, read_json
+
+# key -> default; sections are dicts of options passed to the stage functions.
+TOP_KEYS = {
+    "out": None, "benchmark": None, "benchmark_options": {}, "suite": "paper-61", "seed": 0,
+    "limit": None, "shift": {}, "models": [], "eval": {}, "score": {}, "report": {},
+}
+SHIFT_KEYS = {"workers", "translator", "dry_run"}
+BENCH_KEYS = {"name", "split", "subset", "columns", "known_as", "domains", "size"}
+EVAL_KEYS = {"backend", "name", "batch_size", "max_new_tokens", "temperature", "system_prompt", "scenarios",
+             "dtype", "device", "trust_remote_code", "base_url", "api_key_env", "concurrency"}
+SCORE_KEYS = {"embedder", "vision_encoder", "text_encoder", "estimator", "judge", "debias", "id_scenario",
+              "entropy_scaler", "bootstrap", "judge_base_url", "judge_api_key_env", "concurrency"}
+
+
+def config_dir() -> Path:
+    """Ready-made configs: the repository's configs/ or, in a wheel, emidbench/_configs."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "configs", here / "_configs"):
+        if cand.is_dir():
+            return cand
+    return here.parent / "configs"
+
+
+def load_run_config(path: Path | None, overrides: dict | None = None) -> dict:
+    cfg: dict[str, Any] = {}
+    where = "command line"
+    if path is not None:
+        path = Path(path)
+        if not path.exists() and (config_dir() / path.name).exists():
+            path = config_dir() / path.name
+        where = str(path)
+        try:
+            cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise UserError(f"{path}: config file not found") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise UserError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        if not isinstance(cfg, dict):
+            raise UserError(f"{path}: a run config is a YAML mapping")
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            cfg[k] = v
+    _check_keys(cfg, TOP_KEYS, where, "")
+    cfg = {**{k: (dict(v) if isinstance(v, dict) else v) for k, v in TOP_KEYS.items()}, **cfg}
+    for section, keys in (("shift", SHIFT_KEYS), ("eval", EVAL_KEYS), ("score", SCORE_KEYS),
+                          ("benchmark_options", BENCH_KEYS)):
+        if not isinstance(cfg[section] or {}, dict):
+            raise UserError(f"{where}: '{section}' must be a mapping")
+        _check_keys(cfg[section] or {}, keys, where, f"{section}.")
+    models = []
+    for i, m in enumerate(cfg["models"] or []):
+        m = {"model": m} if isinstance(m, str) else m
+        if not isinstance(m, dict) or "model" not in m:
+            raise UserError(f"{where}: models[{i}] needs a 'model' (hub id, path or tiny-llava)")
+        _check_keys(m, EVAL_KEYS | {"model"}, where, f"models[{i}].")
+        models.append(m)
+    cfg["models"] = models
+    for key in ("out", "benchmark"):
+        if not cfg.get(key):
+            raise UserError(f"{where}: no '{key}' (set it in the config or pass --{key})")
+    if not models:
+        raise UserError(f"{where}: no models (set 'models' in the config or pass --model)")
+    if path is not None and not Path(cfg["out"]).is_absolute():
+        cfg["out"] = str(cfg["out"])  # relative to where the user runs, like every CLI path
+    return cfg
+
+
+def _check_keys(d: dict, allowed, where: str, prefix: str) -> None:
+    for k in d:
+        if k not in allowed:
+            near = difflib.get_close_matches(str(k), list(allowed), n=1)
+            hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
+            raise UserError(f"{where}: unknown key '{prefix}{k}'{hint}")
+
+
+def _fingerprint(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class _Progress:
+    """RUN/pipeline.json: which stage finished with which fingerprint."""
+
+    def __init__(self, run: RunDir):
+        self.path = run.root / "pipeline.json"
+        self.done = read_json(self.path) if self.path.exists() else {}
+
+    def is_done(self, key: str, fp: str) -> bool:
+        return self.done.get(key) == fp
+
+    def mark(self, key: str, fp: str) -> None:
+        self.done[key] = fp
+        atomic_write_json(self.path, self.done)
+
+
+def run_pipeline(cfg: dict, console=None, out=None) -> dict:
+    from emidbench.benchmarks import load_benchmark
+    from emidbench.eval import run_eval
+    from emidbench.report import run_report
+    from emidbench.score import run_score
+    from emidbench.shift import run_shift
+
+    run = RunDir(cfg["out"])
+    progress = _Progress(run)
+    say = (lambda msg: console.print(msg, highlight=False)) if console else (lambda msg: None)
+
+    shift_fp = _fingerprint([cfg["benchmark"], cfg["benchmark_options"], cfg["suite"], cfg["seed"],
+                             cfg["limit"], cfg["shift"]])
+    if progress.is_done("shift", shift_fp) and run.has_shifts():
+        say("shift: complete, skipped")
+    else:
+        bopts = dict(cfg["benchmark_options"])
+        bench = load_benchmark(cfg["benchmark"], seed=cfg["seed"], **bopts)
+        run_shift(bench, cfg["suite"], run.root, seed=cfg["seed"], limit=cfg["limit"], console=console,
+                  **cfg["shift"])
+        progress.mark("shift", shift_fp)
+
+    slugs = []
+    for m in cfg["models"]:
+        opts = {**cfg["eval"], **m}
+        model = opts.pop("model")
+        slug = model_slug(model, opts.get("name"))
+        slugs.append(slug)
+        eval_fp = _fingerprint([shift_fp, model, opts])
+        if progress.is_done(f"eval:{slug}", eval_fp):
+            say(f"eval {slug}: complete, skipped")
+        else:
+            summary = run_eval(run.root, model, console=console, **opts)
+            if getattr(summary, "failed", 0):
+                say(f"eval {slug}: {summary.failed} items failed; they are left out of scoring and retried on the next run")
+            else:
+                progress.mark(f"eval:{slug}", eval_fp)
+        score_fp = _fingerprint([eval_fp, cfg["score"], cfg["seed"]])
+        if progress.is_done(f"score:{slug}", score_fp):
+            say(f"score {slug}: complete, skipped")
+        else:
+            run_score(run.root, slug, seed=cfg["seed"], console=console, **cfg["score"])
+            progress.mark(f"score:{slug}", score_fp)
+    return run_report(run.root, models=slugs, console=out or console, **cfg["report"])
