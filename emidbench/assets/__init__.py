@@ -1,0 +1,17 @@
+"""Models bundled with the package (for the offline demo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent
+BUNDLED = {"tiny-llava": "tiny-llava"}
+
+
+def bundled_model_path(name: str) -> Path | None:
+    """The folder of a bundled model (`tiny-llava`), or None if `name` is not one."""
+    folder = BUNDLED.get(name)
+    if folder is None:
+        return None
+    path = ASSETS / folder
+    return path if (path / "config.json").is_file() else None

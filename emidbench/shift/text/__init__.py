@@ -1,0 +1,62 @@
+"""Text perturbations: `perturb_text(text, name, severity, seed)`.
+
+Each plugin is one small module registering into PERTURBATIONS. Perturbations that only
+make sense for Latin-script (English) text pass other scripts through unchanged and say
+so, instead of failing or silently garbling them.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable
+
+from emidbench.errors import UserError
+from emidbench.registry import Registry
+
+
+@dataclass(frozen=True)
+class TextPerturbation:
+    name: str
+    apply: Callable[[str, int, int], str]  # (text, severity, seed) -> text
+    severities: range
+    latin_only: bool = True
+
+
+@dataclass(frozen=True)
+class PerturbedText:
+    text: str
+    changed: bool
+    note: str | None = None
+
+
+PERTURBATIONS: Registry = Registry("text perturbation")
+
+
+def check_perturbation(name: str, severity: int) -> TextPerturbation:
+    p = PERTURBATIONS.get(name)
+    if severity not in p.severities:
+        raise UserError(
+            f"text perturbation {name}: severity {severity} out of range {p.severities.start}..{p.severities.stop - 1}")
+    return p
+
+
+def is_latin(text: str) -> bool:
+    """Most letters are Latin script (English, German, ...), not Hangul, Han, Greek, ..."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return True
+    latin = sum(1 for c in letters if "LATIN" in unicodedata.name(c, ""))
+    return latin >= 0.5 * len(letters)
+
+
+def perturb_text(text: str, name: str, severity: int, seed: int) -> PerturbedText:
+    p = check_perturbation(name, severity)
+    if p.latin_only and not is_latin(text):
+        return PerturbedText(text, False, f"passed through: {name} is for Latin-script text")
+    out = p.apply(text, severity, seed)
+    return PerturbedText(out, out != text)
+
+
+# Plugins register themselves on import.
+from emidbench.shift.text import eda, nlpaug_char, nlpaug_word  # noqa: E402,F401
