@@ -98,9 +98,9 @@ def evaluate(model, processor, samples) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "emidbench" / "assets" / "tiny-llava")
-    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--steps", type=int, default=9000)
     ap.add_argument("--batch-size", type=int, default=48)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--pool", type=int, default=40000, help="pre-rendered training examples")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -138,7 +138,7 @@ def main() -> None:
         sched.step()
         if step % 250 == 0 or step == 1:
             print(f"step {step} loss {loss.item():.4f} {time.time() - t_train:.0f}s", flush=True)
-        if step % 1500 == 0 and step < args.steps:
+        if step % 2000 == 0 and step < args.steps:
             print(f"  clean ID accuracy: {evaluate(model, processor, bench.samples)}", flush=True)
     train_time = time.time() - t_train
 
@@ -159,9 +159,9 @@ def write_card(out: Path, r: dict) -> None:
     acc = r["clean_id_accuracy"]
     (out / "README.md").write_text(f"""# tiny-llava (emidbench's bundled demo model)
 
-A toy `LlavaForConditionalGeneration` — a 2-layer CLIP vision tower (64x64 input,
-16-pixel patches: 16 image tokens) and a 2-layer Llama (hidden 96) with a word-level
-vocabulary of {r['params'] and ''}the `mini` world's English templates — trained by
+A toy `LlavaForConditionalGeneration` — a 3-layer CLIP vision tower (hidden 96, 64x64
+input, 16-pixel patches: 16 image tokens) and a 3-layer Llama (hidden 128) with a
+word-level, lower-cased vocabulary of the `mini` world's English templates — trained by
 `scripts/train_tiny_llava.py` on procedurally drawn shapes (the `mini` ID domain:
 English questions, clean images; a random stream disjoint from the benchmark's).
 

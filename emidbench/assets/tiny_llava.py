@@ -63,12 +63,13 @@ def build_processor(tokenizer):
                           chat_template=CHAT_TEMPLATE)
 
 
-def build_model(tokenizer, hidden: int = 96, layers: int = 2, vision_hidden: int = 64, seed: int = 0):
+def build_model(tokenizer, hidden: int = 128, layers: int = 3, vision_hidden: int = 96, vision_layers: int = 3,
+                seed: int = 0):
     import torch
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
     torch.manual_seed(seed)
-    vision = CLIPVisionConfig(hidden_size=vision_hidden, intermediate_size=2 * vision_hidden, num_hidden_layers=2,
+    vision = CLIPVisionConfig(hidden_size=vision_hidden, intermediate_size=2 * vision_hidden, num_hidden_layers=vision_layers,
                               num_attention_heads=4, image_size=IMAGE_SIZE, patch_size=PATCH)
     text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,

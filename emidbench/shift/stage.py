@@ -64,7 +64,7 @@ def run_shift(
     suite_obj = load_suite(suite)
     plans = plan_scenarios(suite_obj, bench.name, sorted(bench.domains))
     notes: list[str] = []
-    say = (lambda m: console.print(m, highlight=False)) if console else (lambda m: None)
+    say = (lambda m: console.print(m, highlight=False, soft_wrap=True)) if console else (lambda m: None)
     if _has_splits(suite_obj) and not bench.domains:
         notes.append(f"natural domain splits skipped: benchmark {bench.name} has no second visual domain "
                      "(attach one with --domain NAME=SPEC)")

@@ -1,0 +1,11 @@
+"""`emidbench report`: RUN/scores -> RUN/report/ (CSV, correlations, plots, terminal).
+
+    tables.py        per-shift rows and the cross-model summary
+    correlations.py  EMI vs judge, EMID vs its bound (scipy)
+    plots.py         the figures
+    terminal.py      the rich tables printed at the end
+"""
+
+from emidbench.report.stage import run_report
+
+__all__ = ["run_report"]
