@@ -99,16 +99,20 @@ def eval_(
     base_url: Optional[str] = typer.Option(None, help="openai backend: the server, e.g. http://localhost:8000/v1."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="openai backend: environment variable holding the key (never written anywhere)."),
     concurrency: int = typer.Option(4, help="openai backend: requests in flight."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Response cache shared across runs (default RUN/cache/responses)."),
 ):
-    """Answer every question of every scenario with one model (RUN/responses/<model>/)."""
+    """Answer every question of every scenario with one model (RUN/responses/<model>/).
+
+    Several GPUs or hosts: torchrun --nproc_per_node=N -m emidbench eval RUN --model M.
+    Exit code 1 when some items failed (recorded, retried on the next run)."""
     from emidbench.eval import run_eval
 
     summary = run_eval(run, model, backend=backend, name=name, batch_size=batch_size,
                        max_new_tokens=max_new_tokens, temperature=temperature, system_prompt=system_prompt,
                        scenarios=scenarios, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
-                       base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, console=console)
-    if getattr(summary, "failed", 0):
-        raise typer.Exit(1)
+                       base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, console=console,
+                       cache_dir=cache_dir)
+    raise typer.Exit(summary.exit_code)
 
 
 @app.command()
@@ -128,6 +132,7 @@ def score(
     judge_base_url: Optional[str] = typer.Option(None, help="openai judge: the server's base URL."),
     judge_api_key_env: str = typer.Option("OPENAI_API_KEY", help="openai judge: environment variable holding the key."),
     concurrency: int = typer.Option(4, help="openai judge: requests in flight."),
+    judge_rules: Optional[Path] = typer.Option(None, help="Judge prompts in LLaVA's rule.json format (default: the built-in LLaVA-Bench rules)."),
     from_embeddings: Optional[Path] = typer.Option(None, help="Score pre-extracted embeddings: DIR with manifest.json and <scenario>.npz (x_v, x_t, y_hat, y)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="With --from-embeddings: where per_shift.csv goes."),
 ):
@@ -147,7 +152,8 @@ def score(
                      estimator=estimator, judge=judge, debias=debias, id_scenario=id_scenario,
                      entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed,
                      judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
-                     concurrency=concurrency, console=console)
+                     judge_rules=str(judge_rules) if judge_rules else None, concurrency=concurrency,
+                     console=console)
     out.print(f"wrote {path}")
 
 
@@ -189,8 +195,8 @@ def import_responses(
     """Bring released answers (LLaVA answer format) into RUN/responses/ to score them."""
     from emidbench.eval import import_responses as do_import
 
-    n = do_import(source, out_dir, model)
-    out.print(f"imported {n} answer files into {out_dir / 'responses' / model}")
+    summary = do_import(source, out_dir, model)
+    out.print(summary.line(), highlight=False, soft_wrap=True)
 
 
 @app.command("list")

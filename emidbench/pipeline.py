@@ -27,9 +27,10 @@ TOP_KEYS = {
 SHIFT_KEYS = {"workers", "translator", "dry_run"}
 BENCH_KEYS = {"name", "split", "subset", "columns", "known_as", "domains", "size"}
 EVAL_KEYS = {"backend", "name", "batch_size", "max_new_tokens", "temperature", "system_prompt", "scenarios",
-             "dtype", "device", "trust_remote_code", "base_url", "api_key_env", "concurrency"}
+             "dtype", "device", "trust_remote_code", "base_url", "api_key_env", "concurrency", "cache_dir"}
+REPORT_KEYS: set[str] = set()  # the report stage has no options yet
 SCORE_KEYS = {"embedder", "vision_encoder", "text_encoder", "estimator", "judge", "debias", "id_scenario",
-              "entropy_scaler", "bootstrap", "judge_base_url", "judge_api_key_env", "concurrency"}
+              "entropy_scaler", "bootstrap", "judge_base_url", "judge_api_key_env", "judge_rules", "concurrency"}
 
 
 def config_dir() -> Path:
@@ -65,7 +66,7 @@ def load_run_config(path: Path | None, overrides: dict | None = None) -> dict:
     _check_keys(cfg, TOP_KEYS, where, "")
     cfg = {**{k: (dict(v) if isinstance(v, dict) else v) for k, v in TOP_KEYS.items()}, **cfg}
     for section, keys in (("shift", SHIFT_KEYS), ("eval", EVAL_KEYS), ("score", SCORE_KEYS),
-                          ("benchmark_options", BENCH_KEYS)):
+                          ("report", REPORT_KEYS), ("benchmark_options", BENCH_KEYS)):
         if not isinstance(cfg[section] or {}, dict):
             raise UserError(f"{where}: '{section}' must be a mapping")
         _check_keys(cfg[section] or {}, keys, where, f"{section}.")

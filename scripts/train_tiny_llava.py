@@ -26,25 +26,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emidbench.assets.tiny_llava import build_model, build_processor, build_tokenizer  # noqa: E402
+from emidbench.assets.tiny_llava import build_model, build_processor, build_tokenizer, vocabulary  # noqa: E402
 from emidbench.benchmarks import mini  # noqa: E402
-
-
-def vocabulary() -> list[str]:
-    """Every word of every English question and answer template, plus the chat words."""
-    words = {"USER", ":", "ASSISTANT"}
-    texts = ["Describe the image in detail.", "How many shapes are in the image?",
-             "There is one shape in the image.", "The image shows on a white background over a photograph"]
-    for n in mini.NUMBERS.values():
-        texts.append(f"There are {n} shapes in the image.")
-    for s in mini.SHAPES:
-        texts.append(f"What color is the {s}? The {s} is")
-    for p in mini.POSITIONS:
-        texts.append(f"What is in the {p} of the image? The {p} of the image has a")
-    texts += list(mini.COLORS) + list(mini.SHAPES) + [", and a ."]
-    for t in texts:
-        words.update(re.findall(r"\w+|[^\w\s]+", t))
-    return sorted(words)
 
 
 def normalise(text: str) -> str:

@@ -113,7 +113,17 @@ def test_resume_finishes_only_what_is_missing(tmp_path, monkeypatch):
     orig = visual.Corruption.__call__
     monkeypatch.setattr(visual.Corruption, "__call__", lambda self, im, s: calls.append(self.name) or orig(self, im, s))
     run_shift(bench, "paper-synthetic", tmp_path / "r")
-    assert calls == ["frost"] * 3  # only the missing scenario's images
+    assert calls == []  # its images are stored and intact: only the file is rewritten
+    assert _files(tmp_path / "r") == before
+    # lose the scenario and its frost-5 images: exactly those images are corrupted again
+    index = [json.loads(line) for line in (rd.shifts / ".images.jsonl").read_text().splitlines()]
+    frost5 = [r["image"] for r in index if (r["corruption"], r["severity"]) == ("frost", 5)]
+    assert len(frost5) == 3
+    for name in frost5:
+        (rd.images / name).unlink()
+    rd.scenario_path("bench_frost_5_sr_7").unlink()
+    run_shift(bench, "paper-synthetic", tmp_path / "r")
+    assert calls == ["frost"] * 3
     assert _files(tmp_path / "r") == before
 
 

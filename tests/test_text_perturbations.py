@@ -79,7 +79,7 @@ def test_same_result_in_another_process():
 
 
 @pytest.mark.skipif(not wordnet_available(), reason="WordNet not installed (Debian wordnet-base or NLTK corpus)")
-def test_eda_synonym_replacement():
+def test_eda_synonym_replacement(tmp_path):
     from emidbench.shift.text.eda import STOP_WORDS, clean
 
     q = "What are the main objects on the table in the image? Describe the colors of the suitcases carefully."
@@ -95,7 +95,7 @@ def test_eda_synonym_replacement():
     # same in another process, whatever the string hash seed (EDA itself would differ)
     code = f"from emidbench.shift.text import perturb_text; print(perturb_text({q!r}, 'sr', 7, 3).text)"
     outs = {subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                           env={"PYTHONHASHSEED": str(h), "PATH": "", "HOME": str(REPO)}).stdout.strip()
+                           env={"PYTHONHASHSEED": str(h), "PATH": "", "HOME": str(tmp_path)}).stdout.strip()
             for h in (1, 2)}
     assert outs == {perturb_text(q, "sr", 7, 3).text}
 

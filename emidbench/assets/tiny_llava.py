@@ -8,6 +8,8 @@ chat template, so the eval stage prompts it exactly like a hub LLaVA.
 
 from __future__ import annotations
 
+import re
+
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'system' %}"
@@ -25,6 +27,25 @@ CHAT_TEMPLATE = (
 SPECIALS = ["[PAD]", "[UNK]", "<s>", "</s>", "<image>"]
 IMAGE_SIZE = 64
 PATCH = 16
+
+
+def vocabulary() -> list[str]:
+    """The `mini` world's English words: every word of its question and answer templates, plus the chat words."""
+    from emidbench.benchmarks import mini
+
+    words = {"USER", ":", "ASSISTANT"}
+    texts = ["Describe the image in detail.", "How many shapes are in the image?",
+             "There is one shape in the image.", "The image shows on a white background over a photograph"]
+    for n in mini.NUMBERS.values():
+        texts.append(f"There are {n} shapes in the image.")
+    for s in mini.SHAPES:
+        texts.append(f"What color is the {s}? The {s} is")
+    for p in mini.POSITIONS:
+        texts.append(f"What is in the {p} of the image? The {p} of the image has a")
+    texts += list(mini.COLORS) + list(mini.SHAPES) + [", and a ."]
+    for t in texts:
+        words.update(re.findall(r"\w+|[^\w\s]+", t))
+    return sorted(words)
 
 
 def build_tokenizer(words):

@@ -1,11 +1,15 @@
-"""`emidbench eval`: answers of one model to every scenario -> RUN/responses/<model>/.
+"""`emidbench eval`: one model's answers to every scenario -> RUN/responses/<model>/.
 
-    backends/   hf (transformers), openai (HTTP), vllm; registry BACKENDS
-    stage.py    run_eval: batching, resume, response cache, torchrun sharding
-    importer.py import_responses: released answer files -> RUN/responses
+    stage.py     run_eval: requests, resume, batching, progress, the run record
+    cache.py     the content-addressed response cache (RUN/cache/responses/)
+    sharding.py  torchrun / accelerate ranks, shard files, merging answer files
+    importer.py  import_responses: released answer files -> RUN/responses/
+    backends/    hf (transformers), openai (HTTP), vllm; registry BACKENDS
+
+`python -m emidbench.eval RUN --model M ...` runs the stage alone (e.g. under torchrun).
 """
 
-from emidbench.eval.importer import import_responses
+from emidbench.eval.importer import ImportSummary, import_responses
 from emidbench.eval.stage import EvalSummary, run_eval
 
-__all__ = ["run_eval", "import_responses", "EvalSummary"]
+__all__ = ["run_eval", "import_responses", "EvalSummary", "ImportSummary"]

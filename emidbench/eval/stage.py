@@ -1,21 +1,28 @@
-"""`emidbench eval`: every question of every scenario -> one model's answers.
+"""`emidbench eval`: one model's answer to every question of every scenario.
 
-    RUN/responses/<model>/<scenario>.jsonl   LLaVA's answer format, question order
-    RUN/responses/<model>/eval.json          model, backend, generation settings
-    RUN/cache/responses/                     content-addressed answers
+    RUN/responses/<model>/<scenario>.jsonl   LLaVA's answer format, question order:
+        {"question_id", "prompt", "text", "answer_id", "model_id", "metadata"}
+        metadata: scenario, backend, request_key, max_new_tokens, temperature,
+        system_prompt (+ error for a failed item)
+    RUN/responses/<model>/eval.json          the run record: model, backend, identity,
+                                             generation settings, backend options (no key)
+    RUN/cache/responses/                     the response cache (see cache.py)
 
-Resume: answers are appended (and fsynced) batch by batch, so a killed run loses at most
-the batch in flight; a rerun skips answered questions and retries failed ones. At the
-end each touched file is rewritten in question order with one line per question.
+Resume. Answers are appended and fsynced one batch at a time, so a process killed at any
+moment (SIGKILL included) loses at most the batch in flight. A run starts by compacting
+each answer file (atomic rewrite: one record per question, question order, torn tail
+gone) and keeps only answers whose request key matches the current request — same
+model, image, prompt, settings — so changed settings or regenerated shifts are
+answered again, never mixed in. Every other question is pending; when the run ends the
+files are compacted again, so each holds exactly one line per answered question.
 
-Cache: an answer is keyed by (model identity, image bytes, question, system prompt,
-generation settings); the same request in another scenario or suite is not generated
-again.
+Failed items. An item that fails (an image that does not decode, an API that rejects
+it, an exception while generating it) is written with text "" and metadata.error; the
+run goes on and the summary counts it (exit code 1 from the CLI). `emidbench score`
+leaves failed items out (it counts them as n_failed); the next `emidbench eval` drops
+them at its start and asks again. Failures are never cached.
 
-Scale-out: under torchrun / accelerate (RANK and WORLD_SIZE set), rank r takes the
-pending requests i with i % WORLD_SIZE == r, writes its own shard, and rank 0 merges the
-shards into the scenario files after a barrier. Greedy answers are identical to a
-single-process run.
+Scale-out (torchrun / accelerate launch): see sharding.py.
 """
 
 from __future__ import annotations
@@ -23,28 +30,54 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from emidbench.errors import UserError
 from emidbench.eval.backends import BACKENDS, Request, Result
-from emidbench.rundir import (JsonlAppender, RunDir, atomic_write_json, atomic_write_jsonl, iter_jsonl, model_slug,
-                              read_json)
+from emidbench.eval.cache import ResponseCache, request_key
+from emidbench.eval.sharding import Dist, is_failed, merge_answers, shard_path, shard_paths, take_shard
+from emidbench.rundir import JsonlAppender, RunDir, atomic_write_json, iter_jsonl, model_slug, read_json
+
+KINDS = ("done", "cached", "failed", "skipped")
+FLUSH_EVERY = 256  # cache hits are written in chunks of this many records
 
 
 @dataclass
 class EvalSummary:
+    """What one `run_eval` did. Every selected question is counted once:
+    done + cached + failed + skipped == questions in the selected scenarios."""
+
     model: str
-    done: int = 0  # generated in this run
-    cached: int = 0  # answered from the response cache
-    skipped: int = 0  # already answered in RUN
-    failed: int = 0
-    per_scenario: dict = field(default_factory=dict)
+    done: int = 0  # answered by the model in this run
+    cached: int = 0  # answered from the response cache (incl. repeats of a request made in this run)
+    failed: int = 0  # recorded with metadata.error; left out of scoring, retried next run
+    skipped: int = 0  # already answered in RUN before this run
+    generated: int = 0  # distinct requests the model was asked (model calls, summed over ranks)
+    per_scenario: dict = field(default_factory=dict)  # scenario -> {done, cached, failed, skipped}
+    world_size: int = 1
+    seconds: float = 0.0  # wall time answering (weights loading included; the slowest rank)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
 
     def line(self) -> str:
-        return (f"eval {self.model}: {self.done} generated, {self.cached} from cache, {self.skipped} already done, "
-                f"{self.failed} failed" + (" (failed items are retried on the next run)" if self.failed else ""))
+        text = (f"eval {self.model}: {self.done + self.cached} answered ({self.done} by the model, "
+                f"{self.cached} from the response cache), {self.skipped} already done, {self.failed} failed")
+        if self.done + self.cached + self.failed:
+            text += f", in {self.seconds:.1f} s"
+        if self.failed:
+            text += (" - failed items are recorded with metadata.error, left out of scoring and retried on "
+                     "the next run (exit code 1)")
+        return text
+
+    def _count(self, scenario: str, kind: str, n: int = 1) -> None:
+        setattr(self, kind, getattr(self, kind) + n)
+        per = self.per_scenario.setdefault(scenario, dict.fromkeys(KINDS, 0))
+        per[kind] += n
 
 
 @dataclass
@@ -52,215 +85,309 @@ class _Item:
     scenario: str
     question_id: object
     request: Request
+    prompt: str
     key: str
+    error: str | None  # set when the image cannot be read: fails without asking the model
 
 
 def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None, batch_size: int = 8,
              max_new_tokens: int = 128, temperature: float = 0.0, system_prompt: str | None = None,
              scenarios: str | None = None, dtype: str = "auto", device: str = "auto",
              trust_remote_code: bool = False, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-             concurrency: int = 4, console=None) -> EvalSummary:
+             concurrency: int = 4, console=None, cache_dir: Path | None = None) -> EvalSummary:
+    """Answer every question of the selected scenarios of RUN with one model.
+
+    scenarios: a glob over scenario names (several separated by commas), default all.
+    name: folder under RUN/responses/ (default: the last part of `model`).
+    cache_dir: the response cache (default RUN/cache/responses; point several runs at one
+    folder to share answers across runs). Returns an EvalSummary; failed items do not
+    raise (summary.failed, summary.exit_code). Bad input raises UserError."""
+    _check_options(batch_size, max_new_tokens, temperature, concurrency)
     rd = RunDir(run)
     manifest = rd.read_manifest()
-    slug = model_slug(model, name)
     backend_cls = BACKENDS.get(backend)
-    chosen = [s.name for s in manifest.scenarios if scenarios is None or fnmatch.fnmatch(s.name, scenarios)]
-    if not chosen:
-        raise UserError(f"no scenario matches {scenarios!r} (have: {', '.join(s.name for s in manifest.scenarios)})")
-    settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "system_prompt": system_prompt}
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    summary = EvalSummary(slug)
+    chosen = _select(manifest, scenarios)
+    slug = model_slug(model, name)
     out_dir = rd.responses_dir(slug)
+    ref = _model_ref(model)
+    _check_previous(out_dir, ref, backend)
+    # normalised: temperature=0 and 0.0 (or system_prompt "" and None) are the same request
+    settings = {"max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
+                "system_prompt": system_prompt or None}
+    summary = EvalSummary(slug)
 
-    records = {sc: rd.read_scenario(sc) for sc in chosen}
-    answered = {sc: _answered(rd.responses_path(slug, sc)) for sc in chosen}
-    pending_raw = [(sc, r) for sc in chosen for r in records[sc] if r["question_id"] not in answered[sc]]
-    summary.skipped = sum(len(records[sc]) for sc in chosen) - len(pending_raw)
-    if not pending_raw:
-        if rank == 0 and console:
-            console.print(summary.line(), highlight=False)
-        return summary
-
-    engine = backend_cls(model=model, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature,
-                         dtype=dtype, device=device, trust_remote_code=trust_remote_code, base_url=base_url,
-                         api_key_env=api_key_env, concurrency=concurrency)
-    cache = ResponseCache(rd.cache / "responses")
-    items = []
-    image_bytes: dict[str, bytes] = {}
-    for sc, r in pending_raw:
-        if r["image"] not in image_bytes:
-            path = rd.image_path(r["image"])
-            image_bytes[r["image"]] = path.read_bytes() if path.is_file() else b""
-        req = Request(image_bytes[r["image"]], r["text"], system_prompt)
-        key = _request_key(engine.identity, req, settings)
-        items.append(_Item(sc, r["question_id"], req, key))
-
-    if rank == 0:
-        atomic_write_json(out_dir / "eval.json", {"model": model, "name": slug, "backend": backend,
-                                                  "generation": settings, "batch_size": batch_size,
-                                                  "dtype": dtype, "world_size": world})
-    mine = items[rank::world]
-    shard_dir = out_dir / ".shards" if world > 1 else None
-    writers: dict[str, JsonlAppender] = {}
-
-    def writer(sc: str) -> JsonlAppender:
-        if sc not in writers:
-            path = (shard_dir / f"{sc}.rank{rank}.jsonl") if shard_dir else rd.responses_path(slug, sc)
-            writers[sc] = JsonlAppender(path)
-        return writers[sc]
-
-    def emit(item: _Item, res: Result) -> None:
-        rec = answer_record(item.question_id, res, slug, settings, item.scenario)
-        writer(item.scenario).write([rec])
-        summary.per_scenario.setdefault(item.scenario, 0)
-        summary.per_scenario[item.scenario] += 1
-        if res.error:
-            summary.failed += 1
-
-    # Answers already in the cache, and duplicates within this run, are not generated.
-    to_generate: dict[str, _Item] = {}
-    waiting: dict[str, list[_Item]] = {}
-    for it in mine:
-        hit = cache.get(it.key)
-        if hit is not None:
-            emit(it, Result(hit["text"], hit["prompt"]))
-            summary.cached += 1
-        elif it.key in to_generate:
-            waiting[it.key].append(it)
-        else:
-            to_generate[it.key] = it
-            waiting[it.key] = []
-
-    bar = _progress(console, len(to_generate), f"eval {slug}") if rank == 0 else None
+    dist = Dist.from_env()
     try:
-        batch_n = max(1, getattr(engine, "batch_size", batch_size))
-        queue = list(to_generate.values())
-        for i in range(0, len(queue), batch_n):
-            batch = queue[i:i + batch_n]
-            results = engine.answer([it.request for it in batch])
-            for it, res in zip(batch, results):
-                if res.error is None:
-                    cache.put(it.key, {"text": res.text, "prompt": res.prompt})
-                for target in [it, *waiting[it.key]]:
-                    emit(target, res)
-                summary.done += 1
-                summary.cached += len(waiting[it.key])
-            if bar:
-                bar[0].advance(bar[1], len(batch))
-    finally:
-        if bar:
-            bar[0].stop()
-        for w in writers.values():
-            w.close()
+        if dist.world > 1 and not getattr(backend_cls, "shardable", True):
+            raise UserError(f"the {backend} backend parallelises itself; run it without torchrun/accelerate")
+        engine = backend_cls(model=model, batch_size=batch_size, max_new_tokens=settings["max_new_tokens"],
+                             temperature=settings["temperature"], dtype=dtype, device=device,
+                             trust_remote_code=trust_remote_code, base_url=base_url, api_key_env=api_key_env,
+                             concurrency=concurrency)
+        questions = {sc: rd.read_scenario(sc) for sc in chosen}
+        items = _build_items(rd, engine, questions, settings)
+        keys = {sc: {it.question_id: it.key for it in items[sc]} for sc in chosen}
 
-    if world > 1:
-        summary = _merge_ranks(rd, slug, chosen, records, shard_dir, summary, rank, world)
-    else:
+        if dist.is_main:  # compact: drop failed and stale answers, fold in shards a killed run left
+            for sc in chosen:
+                merge_answers(rd.responses_path(slug, sc), questions[sc], shard_paths(out_dir, sc),
+                              keep=lambda rec, q, k=keys[sc]: (not is_failed(rec) and (rec.get("metadata") or {})
+                                                               .get("request_key") == k[q["question_id"]]))
+            atomic_write_json(out_dir / "eval.json", {
+                "model": model, "model_ref": ref, "name": slug, "backend": backend, "identity": engine.identity,
+                "generation": settings, "options": _public(engine.record())})
+        dist.barrier()  # every rank reads the compacted files; nobody appends before that
+
+        pending: dict[str, list[_Item]] = {}  # request key -> the items asking it, in order
         for sc in chosen:
-            if sc in summary.per_scenario:
-                finalize(rd.responses_path(slug, sc), records[sc])
-    if rank == 0 and console:
-        console.print(summary.line(), highlight=False)
+            answered = _answered(rd.responses_path(slug, sc))
+            for it in items[sc]:
+                if it.question_id in answered:
+                    if dist.is_main:
+                        summary._count(sc, "skipped")
+                else:
+                    pending.setdefault(it.key, []).append(it)
+        mine = take_shard(list(pending), dist)
+        writer = _Writers(rd, slug, dist)
+        bar = _progress(console if dist.is_main else None, mine, pending, slug)
+        start = time.perf_counter()
+        try:
+            _answer(engine, mine, pending, ResponseCache(cache_dir or rd.cache / "responses"), writer, summary,
+                    slug, backend, settings, bar)
+        finally:
+            writer.close()
+            if bar:
+                bar.stop()
+        summary.seconds = time.perf_counter() - start
+
+        dist.barrier()  # every shard is complete
+        if dist.is_main:
+            for sc in chosen:
+                merge_answers(rd.responses_path(slug, sc), questions[sc], shard_paths(out_dir, sc))
+        summary = _combine(dist.all_gather(summary), slug, dist.world)  # also waits for the merge
+        dist.close()
+    finally:
+        dist.close(sync=False)  # after an error (a no-op when closed above)
+    if console is not None and dist.is_main:
+        console.print(summary.line(), highlight=False, markup=False, soft_wrap=True)
     return summary
 
 
-def answer_record(qid, res: Result, model: str, settings: dict, scenario: str) -> dict:
-    meta = {"scenario": scenario, **settings}
-    if res.error:
-        meta["error"] = res.error
-    # Deterministic answer ids (LLaVA uses random shortuuids): same answer, same bytes.
-    aid = hashlib.sha256(json.dumps([model, scenario, qid, res.text]).encode()).hexdigest()[:22]
-    return {"question_id": qid, "prompt": res.prompt, "text": res.text, "answer_id": aid, "model_id": model,
-            "metadata": meta}
+# --------------------------------------------------------------------------- steps
+
+def _check_options(batch_size, max_new_tokens, temperature, concurrency) -> None:
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1 (got {batch_size})")
+    if max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens must be at least 1 (got {max_new_tokens})")
+    if temperature < 0:
+        raise UserError(f"--temperature must be 0 (greedy) or more (got {temperature})")
+    if concurrency < 1:
+        raise UserError(f"--concurrency must be at least 1 (got {concurrency})")
+
+
+def _select(manifest, pattern: str | None) -> list[str]:
+    names = [s.name for s in manifest.scenarios]
+    if pattern is None:
+        return names
+    globs = [g.strip() for g in pattern.split(",") if g.strip()]
+    chosen = [n for n in names if any(fnmatch.fnmatchcase(n, g) for g in globs)]
+    if not chosen:
+        raise UserError(f"no scenario matches {pattern!r} (have: {', '.join(names)})")
+    return chosen
+
+
+def _model_ref(model: str) -> str:
+    """What names the model across runs: the absolute folder for a local checkpoint (the
+    bundled one included), else the id as given."""
+    from emidbench.eval.backends.hf import resolve_model
+
+    path = Path(resolve_model(model)).expanduser()
+    return str(path.resolve()) if path.is_dir() else model
+
+
+def _check_previous(out_dir: Path, ref: str, backend: str) -> None:
+    """Answers of another model (or imported ones) under the same name are not overwritten."""
+    path = out_dir / "eval.json"
+    if not path.is_file() or not any(out_dir.glob("*.jsonl")):
+        return
+    prev = read_json(path)
+    if not isinstance(prev, dict):
+        return
+    if prev.get("backend") == "imported":
+        raise UserError(f"{out_dir} holds imported answers ({prev.get('source', '?')}); evaluate under another "
+                        "--name")
+    if prev.get("backend") != backend or prev.get("model_ref", ref) != ref:
+        raise UserError(f"{out_dir} holds answers of {prev.get('model')!r} ({prev.get('backend')} backend); pass "
+                        "another --name, or delete that folder")
+
+
+def _public(record: dict) -> dict:
+    """A backend's record for eval.json, with credentials stripped from URLs."""
+    out = dict(record)
+    url = out.get("base_url")
+    if url:
+        parts = urlsplit(url)
+        if parts.username or parts.password:
+            netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+            out["base_url"] = urlunsplit(parts._replace(netloc=netloc))
+    return out
+
+
+def _build_items(rd: RunDir, engine, questions: dict, settings: dict) -> dict[str, list[_Item]]:
+    from emidbench.benchmarks.base import decode_image
+
+    images: dict[str, tuple[bytes, str, str | None]] = {}
+    items = {}
+    for sc, records in questions.items():
+        out = []
+        for q in records:
+            name = q["image"]
+            if name not in images:
+                data, error = b"", None
+                try:
+                    data = rd.image_path(name).read_bytes()
+                    decode_image(data, f"image {name}")
+                except UserError as e:
+                    error = str(e)
+                except OSError as e:
+                    error = f"image {name}: cannot read ({type(e).__name__})"
+                images[name] = (data, hashlib.sha256(data).hexdigest(), error)
+            data, sha, error = images[name]
+            req = Request(data, str(q["text"]), settings["system_prompt"])
+            prompt = engine.prompt(req)
+            out.append(_Item(sc, q["question_id"], req, prompt, request_key(engine.identity, sha, prompt, settings),
+                             error))
+        items[sc] = out
+    return items
 
 
 def _answered(path: Path) -> set:
-    """question ids with a successful answer (failed ones are retried)."""
     if not path.is_file():
         return set()
-    return {r["question_id"] for _, r in iter_jsonl(path, allow_torn_tail=True)
-            if not (r.get("metadata") or {}).get("error")}
+    return {r["question_id"] for _, r in iter_jsonl(path, allow_torn_tail=True) if not is_failed(r)}
 
 
-def finalize(path: Path, questions: list[dict], extra: list[dict] = ()) -> None:
-    """One line per question, in question order; a later record for the same question (a
-    successful retry) replaces an earlier one."""
-    latest: dict = {}
-    if path.is_file():
-        for _, r in iter_jsonl(path, allow_torn_tail=True):
-            latest[r["question_id"]] = r
-    for r in extra:
-        latest[r["question_id"]] = r
-    ordered = [latest[q["question_id"]] for q in questions if q["question_id"] in latest]
-    atomic_write_jsonl(path, ordered)
+def answer_record(item: _Item, result: Result, model: str, backend: str, settings: dict) -> dict:
+    meta = {"scenario": item.scenario, "backend": backend, "request_key": item.key, **settings}
+    if result.error:
+        meta["error"] = result.error
+    # Deterministic answer ids (LLaVA's are random shortuuids): same answer, same bytes.
+    aid = hashlib.sha256(json.dumps([model, item.scenario, item.question_id, result.text]).encode()).hexdigest()
+    return {"question_id": item.question_id, "prompt": item.prompt, "text": result.text if not result.error else "",
+            "answer_id": aid[:22], "model_id": model, "metadata": meta}
 
 
-def _merge_ranks(rd: RunDir, slug: str, chosen: list, records: dict, shard_dir: Path, summary: EvalSummary,
-                 rank: int, world: int) -> EvalSummary:
-    import torch.distributed as dist
+class _Writers:
+    """Appenders per scenario: the answer file itself, or this rank's shard under torchrun."""
 
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if _cuda() else "gloo")
-    counts = [None] * world
-    dist.all_gather_object(counts, [summary.done, summary.cached, summary.failed])
-    if rank == 0:
-        for sc in chosen:
-            shards = sorted(shard_dir.glob(f"{sc}.rank*.jsonl"))
-            extra = [r for p in shards for _, r in iter_jsonl(p, allow_torn_tail=True)]
-            if extra:
-                finalize(rd.responses_path(slug, sc), records[sc], extra)
-            for p in shards:
-                p.unlink()
-        summary.done, summary.cached, summary.failed = (sum(c[i] for c in counts) for i in range(3))
-    dist.barrier()
-    return summary
+    def __init__(self, rd: RunDir, slug: str, dist: Dist):
+        self.rd, self.slug, self.dist = rd, slug, dist
+        self.open: dict[str, JsonlAppender] = {}
+        self.buffer: dict[str, list[dict]] = {}
 
+    def add(self, scenario: str, record: dict) -> None:
+        self.buffer.setdefault(scenario, []).append(record)
 
-def _cuda() -> bool:
-    import torch
+    def pending(self) -> int:
+        return sum(len(v) for v in self.buffer.values())
 
-    return torch.cuda.is_available()
+    def flush(self) -> None:
+        for sc, records in self.buffer.items():
+            if sc not in self.open:
+                path = (shard_path(self.rd.responses_dir(self.slug), sc, self.dist.rank) if self.dist.world > 1
+                        else self.rd.responses_path(self.slug, sc))
+                self.open[sc] = JsonlAppender(path)
+            self.open[sc].write(records)
+        self.buffer = {}
 
-
-def _request_key(identity: str, req: Request, settings: dict) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps([identity, req.question, req.system_prompt, settings], sort_keys=True).encode())
-    h.update(hashlib.sha256(req.image).digest())
-    return h.hexdigest()
+    def close(self) -> None:
+        for w in self.open.values():
+            w.close()
 
 
-class ResponseCache:
-    """One small JSON file per answer, under its request key (written atomically)."""
+def _answer(engine, mine: list[str], pending: dict, cache: ResponseCache, writer: _Writers, summary: EvalSummary,
+            slug: str, backend: str, settings: dict, bar) -> None:
+    def emit(key: str, result: Result, first_kind: str) -> None:
+        for i, it in enumerate(pending[key]):
+            writer.add(it.scenario, answer_record(it, result, slug, backend, settings))
+            kind = "failed" if result.error else (first_kind if i == 0 else "cached")
+            summary._count(it.scenario, kind)
+        if bar:
+            bar.advance(len(pending[key]))
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    to_generate = []
+    for key in mine:
+        first = pending[key][0]
+        hit = None if first.error else cache.get(key)
+        if first.error:
+            emit(key, Result("", first.prompt, first.error), "failed")
+        elif hit is not None:
+            emit(key, Result(hit["text"], first.prompt), "cached")
+        else:
+            to_generate.append(key)
+        if writer.pending() >= FLUSH_EVERY:
+            writer.flush()
+    writer.flush()
 
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
+    if to_generate and hasattr(engine, "load"):  # weights load only when something is left to generate
+        if bar:
+            bar.describe(f"eval {slug} (loading the model)")
+        engine.load()
+        if bar:
+            bar.describe(f"eval {slug}")
+    size = max(1, int(engine.batch_size))
+    for start in range(0, len(to_generate), size):
+        batch = to_generate[start:start + size]
+        results = engine.answer([pending[k][0].request for k in batch])
+        if len(results) != len(batch):
+            raise RuntimeError(f"backend returned {len(results)} results for {len(batch)} requests")
+        for key, res in zip(batch, results):
+            summary.generated += 1
+            if res.error is None:
+                cache.put(key, res.text, pending[key][0].prompt)  # before the answer: a kill here costs nothing
+            emit(key, res, "done")
+        writer.flush()
 
-    def get(self, key: str) -> dict | None:
-        p = self._path(key)
-        try:
-            return read_json(p) if p.is_file() else None
-        except UserError:  # a damaged entry is a miss, not a failure
-            return None
 
-    def put(self, key: str, value: dict) -> None:
-        atomic_write_json(self._path(key), value)
+def _combine(summaries: list[EvalSummary], slug: str, world: int) -> EvalSummary:
+    total = EvalSummary(slug, world_size=world, seconds=max(s.seconds for s in summaries))
+    for s in summaries:
+        total.generated += s.generated
+        for sc, counts in s.per_scenario.items():
+            for kind, n in counts.items():
+                total._count(sc, kind, n)
+    return total
 
 
-def _progress(console, total: int, label: str):
+class _Bar:
+    def __init__(self, console, total: int, label: str):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.text import Text
+
+        class Rate(ProgressColumn):
+            def render(self, task):
+                return Text(f"{task.speed or 0:.1f} items/s")
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                                 transient=True)
+        self.task = self.progress.add_task(label, total=total)
+        self.progress.start()
+
+    def describe(self, text: str) -> None:
+        self.progress.update(self.task, description=text)
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _progress(console, mine: list[str], pending: dict, slug: str):
+    total = sum(len(pending[k]) for k in mine)
     if console is None or total == 0:
         return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-    from rich.text import Text
-
-    class Rate(ProgressColumn):
-        def render(self, task):
-            return Text(f"{task.speed or 0:.1f} items/s")
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
-                   TimeRemainingColumn(), console=console, transient=True)
-    task = bar.add_task(label, total=total)
-    bar.start()
-    return bar, task
+    return _Bar(console, total, f"eval {slug}")

@@ -1,5 +1,15 @@
-"""`emidbench report`: per model RUN/report/<model>/{per_shift.csv, correlations.csv,
-*.png}; across models RUN/report/{summary.csv, correlations.csv, emid_vs_bound.png}."""
+"""`emidbench report`: RUN/shifts + RUN/scores -> RUN/report/.
+
+    RUN/report/<model>/per_shift.csv     one row per scenario (PER_SHIFT_COLUMNS)
+    RUN/report/<model>/correlations.csv  that model's correlations (CORR_COLUMNS)
+    RUN/report/<model>/*.png             severity, natural, emid_grid, emid_vs_bound
+    RUN/report/summary.csv               one row per model
+    RUN/report/correlations.csv          every reported model's correlations
+    RUN/report/emid_vs_bound.png         every reported model in one scatter
+
+A figure with no data in this run (no synthetic grid, say) is not drawn, and an old
+copy of it from an earlier report is removed, so what is on disk is this report.
+"""
 
 from __future__ import annotations
 
@@ -8,59 +18,83 @@ from pathlib import Path
 from emidbench.errors import UserError
 from emidbench.report import plots
 from emidbench.report.correlations import CORR_COLUMNS, correlations
-from emidbench.report.tables import PER_SHIFT_COLUMNS, per_shift_rows, read_metrics, summary_row
+from emidbench.report.tables import (PER_SHIFT_COLUMNS, check_id_row, per_shift_rows, read_metrics, scored_models,
+                                     summary_columns, summary_row)
 from emidbench.rundir import RunDir, read_json
 from emidbench.score.table import write_csv
 
+MODEL_PLOTS = {"severity": plots.severity_plot, "natural": plots.natural_plot, "emid_grid": plots.grid_plot}
+
 
 def run_report(run: Path, models: list[str] | None = None, console=None) -> dict[str, Path]:
+    """Write RUN/report/; returns each model's per_shift.csv path."""
     rd = RunDir(run)
-    manifest = rd.read_manifest()
-    scored = sorted(p.name for p in (rd.root / "scores").iterdir() if (p / "metrics.csv").is_file()) \
-        if (rd.root / "scores").is_dir() else []
-    models = list(models or scored)
-    if not models:
-        raise UserError(f"no scores in {rd.root}; run `emidbench score {rd.root} --model MODEL` first")
-    per_model, corr_all, summary, out = {}, [], [], {}
-    id_names = {}
+    if not rd.root.is_dir():
+        raise UserError(f"{rd.root}: no such run directory")
+    manifest = rd.read_manifest()  # no shifts: "run `emidbench shift` first"
+    scored = scored_models(rd)
+    if not models and not scored:
+        answered = rd.models()
+        if not answered:
+            raise UserError(f"{rd.root}: no model answers yet; run `emidbench eval {rd.root} --model MODEL` first")
+        raise UserError(f"{rd.root}: no scores yet; run `emidbench score {rd.root} --model {answered[0]}` first "
+                        f"(answers from: {', '.join(answered)})")
+    models = list(dict.fromkeys(models or scored))
+
+    metrics, id_names = {}, {}
     for m in models:
-        metrics = read_metrics(rd, m)
-        info = read_json(rd.scores_dir(m) / "score.json") if (rd.scores_dir(m) / "score.json").is_file() else {}
-        id_names[m] = info.get("id_scenario", manifest.id_scenario)
+        metrics[m] = read_metrics(rd, m)  # a model without scores: one line naming the scored ones
+        info_path = rd.scores_dir(m) / "score.json"
+        info = read_json(info_path) if info_path.is_file() else {}
+        id_names[m] = (info.get("id_scenario") if isinstance(info, dict) else None) or manifest.id_scenario
+        if id_names[m] not in {s.name for s in manifest.scenarios}:
+            raise UserError(f"scores of model {m} were measured against ID set {id_names[m]!r}, which is not in "
+                            f"this run's manifest; rerun `emidbench score {rd.root} --model {m}`")
     if len(set(id_names.values())) > 1:
-        raise UserError("models were scored against different ID sets: "
-                        + ", ".join(f"{m}: {i}" for m, i in sorted(id_names.items())) + "; rescore with one --id-scenario")
-    for m in models:
-        id_name = id_names[m]
-        rows = per_shift_rows(manifest, read_metrics(rd, m), m)
+        raise UserError("models were scored against different ID sets ("
+                        + ", ".join(f"{m}: {i}" for m, i in sorted(id_names.items()))
+                        + "); rescore them with one --id-scenario")
+    id_name = id_names[models[0]]
+
+    per_model, corr_all, summary, out = {}, [], [], {}
+    for m in models:  # every model checked before anything is written
+        rows = per_shift_rows(manifest, metrics[m], m)
+        check_id_row(rows, id_name, m)
         per_model[m] = rows
-        d = rd.report_dir(m)
+
+    for m in models:
+        rows, d = per_model[m], rd.report_dir(m)
         write_csv(d / "per_shift.csv", rows, PER_SHIFT_COLUMNS)
         corr = correlations(m, rows, id_name)
         write_csv(d / "correlations.csv", corr, CORR_COLUMNS)
         corr_all += corr
         summary.append(summary_row(m, rows, id_name))
-        made = [plots.severity_plot(rows, id_name, d / "severity.png", m),
-                plots.natural_plot(rows, id_name, d / "natural.png", m),
-                plots.grid_plot(rows, id_name, d / "emid_grid.png", m),
-                plots.bound_plot({m: rows}, id_name, d / "emid_vs_bound.png")]
+        drawn = {name: _draw(d / f"{name}.png", lambda p, f=fn: f(rows, id_name, p, m))
+                 for name, fn in MODEL_PLOTS.items()}
+        drawn["emid_vs_bound"] = _draw(d / "emid_vs_bound.png", lambda p: plots.bound_plot({m: rows}, id_name, p))
         out[m] = d / "per_shift.csv"
         if console:
-            from emidbench.report.terminal import shift_table
+            from emidbench.report.terminal import correlation_table, shift_table
 
             console.print(shift_table(m, rows, id_name))
-            skipped = [n for n, p in zip(("severity", "natural", "grid", "bound"), made) if p is None]
+            console.print(correlation_table(m, corr))
+            skipped = [n for n, ok in drawn.items() if not ok]
             if skipped:
-                console.print(f"plots not drawn for {m} (no data for them): {', '.join(skipped)}", highlight=False)
-    id_name = next(iter(id_names.values()))
-    write_csv(rd.root / "report" / "correlations.csv", corr_all, CORR_COLUMNS)
-    cols = sorted({k for s in summary for k in s}, key=lambda k: (k != "model", not k.startswith("id_"),
-                                                                  k.startswith("worst"), k))
-    write_csv(rd.root / "report" / "summary.csv", summary, cols)
-    plots.bound_plot(per_model, id_name, rd.root / "report" / "emid_vs_bound.png")
-    if console:
-        from emidbench.report.terminal import correlation_table
+                console.print(f"{m}: no data for the plots {', '.join(skipped)}; not drawn", highlight=False)
 
-        console.print(correlation_table([c for c in corr_all if c["family"] == "all"]))
-        console.print(f"report written to {rd.root / 'report'}", highlight=False)
+    top = rd.root / "report"
+    write_csv(top / "correlations.csv", corr_all, CORR_COLUMNS)
+    write_csv(top / "summary.csv", summary, summary_columns(summary))
+    _draw(top / "emid_vs_bound.png", lambda p: plots.bound_plot(per_model, id_name, p))
+    if console:
+        console.print(f"report written to {top}", highlight=False)
     return out
+
+
+def _draw(path: Path, draw) -> bool:
+    """Draw one figure to path; without data for it, remove a stale copy instead."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if draw(path) is not None:
+        return True
+    path.unlink(missing_ok=True)
+    return False

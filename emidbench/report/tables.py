@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from pathlib import Path
 
 from emidbench.errors import UserError
 from emidbench.rundir import Manifest, RunDir
@@ -12,18 +13,31 @@ PER_SHIFT_COLUMNS = ["scenario", "family", "modality", "visual_shift", "visual_s
                      "text_severity", "n", "emi", "emi_lo", "emi_hi", "emid", "emid_lo", "emid_hi", "emid_ub",
                      "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood", "rp_score", "rp_lo", "rp_hi", "win_rate", "win_lo",
                      "win_hi", "judge_failed"]
-NUMERIC = {"emi", "emi_lo", "emi_hi", "emid", "emid_lo", "emid_hi", "emid_ub", "jsd_v", "jsd_t", "jsd_y_id",
-           "jsd_y_ood", "rp_score", "rp_lo", "rp_hi", "win_rate", "win_lo", "win_hi"}
+# Tuples, not sets: a fixed order, so the first bad cell reported is always the same one.
+NUMERIC = tuple(c for c in PER_SHIFT_COLUMNS[PER_SHIFT_COLUMNS.index("emi"):] if c != "judge_failed")
+COUNTS = ("n", "n_missing", "n_failed", "judge_failed")
+
+
+def scored_models(rd: RunDir) -> list[str]:
+    d = rd.root / "scores"
+    return sorted(p.name for p in d.iterdir() if (p / "metrics.csv").is_file()) if d.is_dir() else []
 
 
 def read_metrics(rd: RunDir, model: str) -> list[dict]:
     path = rd.scores_dir(model) / "metrics.csv"
-    if not path.is_file():
-        raise UserError(f"no scores for model {model!r} in {rd.root}; run `emidbench score {rd.root} --model {model}` first")
+    if Path(model).name != model or not path.is_file():
+        scored = ", ".join(scored_models(rd)) or "none"
+        raise UserError(f"no scores for model {model!r} in {rd.root / 'scores'} (scored: {scored}); "
+                        f"run `emidbench score {rd.root} --model {model}` first")
     with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        rows = list(reader)
+    if "scenario" not in header or "n" not in header:
+        raise UserError(f"{path}: not a metrics table written by `emidbench score` (no 'scenario' and 'n' "
+                        "columns); rerun `emidbench score`")
     for i, r in enumerate(rows, start=2):
-        for c in NUMERIC:
+        for c in NUMERIC + COUNTS:
             try:
                 _float(r.get(c))
             except ValueError:
@@ -33,15 +47,28 @@ def read_metrics(rd: RunDir, model: str) -> list[dict]:
 
 def per_shift_rows(manifest: Manifest, metrics: list[dict], model: str) -> list[dict]:
     """One row per scenario in manifest order. Natural scenarios: visual_shift is the
-    domain split (e.g. `mini_wild_hard`), text_shift the language; severities empty."""
+    domain split (e.g. `mini_wild_hard`), text_shift the language; severities empty.
+
+    The scores must describe this run's shifted data: every manifest scenario scored,
+    none unknown, and each scenario's item counts adding up to its size in the manifest
+    (scores made before `emidbench shift` was rerun with other options do not)."""
     by_name = {m["scenario"]: m for m in metrics}
-    unknown = sorted(set(by_name) - {s.name for s in manifest.scenarios})
+    names = [s.name for s in manifest.scenarios]
+    unknown = [n for n in by_name if n not in set(names)]
     if unknown:
         raise UserError(f"scores of model {model} name scenarios not in this run's manifest: {', '.join(unknown[:5])} "
                         "(scores from another run? rerun `emidbench score`)")
+    absent = [n for n in names if n not in by_name]
+    if absent:
+        raise UserError(f"scores of model {model} lack {len(absent)} scenarios of this run's manifest "
+                        f"({', '.join(absent[:5])}); the shifts changed after scoring: rerun `emidbench score`")
     rows = []
     for s in manifest.scenarios:
-        m = by_name.get(s.name, {})
+        m = by_name[s.name]
+        counted = [_int(m.get(c)) for c in ("n", "n_missing", "n_failed")]
+        if all(c is not None for c in counted) and sum(counted) != s.n:
+            raise UserError(f"scores of model {model} for scenario {s.name} cover {sum(counted)} questions but the "
+                            f"run's shifted set has {s.n}; the shifts changed after scoring: rerun `emidbench score`")
         row = {"scenario": s.name, "family": s.family, "modality": s.modality,
                "visual_shift": s.visual.name if s.visual else None,
                "visual_severity": s.visual.severity if s.visual else None,
@@ -58,22 +85,47 @@ def per_shift_rows(manifest: Manifest, metrics: list[dict], model: str) -> list[
     return rows
 
 
+def check_id_row(rows: list[dict], id_name: str, model: str) -> None:
+    """EMID is 0 on the ID set by definition; any other value means the scores were
+    measured against another ID set than the one this report uses."""
+    idr = next(r for r in rows if r["scenario"] == id_name)
+    if idr["emid"] is not None and abs(idr["emid"]) > 1e-9:
+        raise UserError(f"scores of model {model} were measured against another ID set: EMID of {id_name} is "
+                        f"{idr['emid']:.4g}, not 0; rerun `emidbench score` with --id-scenario {id_name}")
+
+
+GROUPS = (("family", ("synthetic", "natural", "custom")), ("modality", ("visual", "text", "joint")))
+SUMMARY_METRICS = ("emi", "emid", "emid_ub", "rp_score", "win_rate")
+
+
 def summary_row(model: str, rows: list[dict], id_name: str) -> dict:
-    out: dict = {"model": model}
+    """ID scores, mean OOD scores per family and per modality, the worst scenarios."""
+    out: dict = {"model": model, "id_scenario": id_name}
     id_row = next((r for r in rows if r["scenario"] == id_name), {})
-    out["id_emi"], out["id_rp"] = id_row.get("emi"), id_row.get("rp_score")
+    for metric in ("n", "emi", "rp_score", "win_rate"):
+        out[f"id_{metric}"] = id_row.get(metric)
     ood = [r for r in rows if r["scenario"] != id_name]
-    for key, groups in (("family", ("synthetic", "natural", "custom")), ("modality", ("visual", "text", "joint"))):
+    out["n_shifts"] = len(ood)
+    for key, groups in GROUPS:
         for g in groups:
             sel = [r for r in ood if r[key] == g]
             if sel:
-                for metric in ("emi", "emid", "rp_score"):
+                for metric in SUMMARY_METRICS:
                     out[f"mean_{metric}_{g}"] = _mean([r[metric] for r in sel])
     worst = [r for r in ood if r["emid"] is not None]
-    out["worst_by_emid"] = max(worst, key=lambda r: r["emid"])["scenario"] if worst else None
+    out["worst_by_emid"] = max(worst, key=lambda r: (r["emid"], r["scenario"]))["scenario"] if worst else None
     worst_rp = [r for r in ood if r["rp_score"] is not None]
-    out["worst_by_rp"] = min(worst_rp, key=lambda r: r["rp_score"])["scenario"] if worst_rp else None
+    out["worst_by_rp"] = min(worst_rp, key=lambda r: (r["rp_score"], r["scenario"]))["scenario"] if worst_rp else None
     return out
+
+
+def summary_columns(summary: list[dict]) -> list[str]:
+    """A fixed order (ID, then per metric the families and modalities present, then the
+    worst scenarios), whatever order the rows' keys came in."""
+    have = {k for s in summary for k in s}
+    head = ["model", "id_scenario", "id_n", "id_emi", "id_rp_score", "id_win_rate", "n_shifts"]
+    means = [f"mean_{m}_{g}" for m in SUMMARY_METRICS for _, groups in GROUPS for g in groups]
+    return [c for c in head + means + ["worst_by_emid", "worst_by_rp"] if c in have]
 
 
 def _mean(xs):

@@ -1,43 +1,109 @@
 """What a researcher reads first: per-shift results sorted by EMID (worst first, the
-worst highlighted), then the correlations."""
+worst highlighted), then the correlations. Both fit an 80-column terminal: scenario
+names lose the prefix they share (the ID set's name), numbers are short, and a name
+that is still too long is cut with an ellipsis rather than wrapped."""
 
 from __future__ import annotations
 
+import os
+
+from rich import box
 from rich.table import Table
 
-WORST = 5
+from emidbench.report.correlations import COVARIATE
+
+WORST = 5  # rows highlighted as the worst shifts
+LIMIT = 25  # rows shown; the rest are in per_shift.csv
+LABELS = {"emi": "EMI", "emid": "EMID", "emid_ub": "UB", "rp_score": "RP", "win_rate": "win", "jsd_v": "JSD_v",
+          "jsd_t": "JSD_t", COVARIATE: "√JSD_v+√JSD_t"}
 
 
-def _f(v, digits=3) -> str:
+def _f(v, digits: int = 3) -> str:
     return "" if v is None else f"{v:.{digits}f}"
 
 
-def shift_table(model: str, rows: list[dict], id_name: str, limit: int = 25) -> Table:
+def _ci(lo, hi) -> str:
+    return "" if lo is None or hi is None else f"[{lo:.2f},{hi:.2f}]"
+
+
+def _p(p) -> str:
+    return "<1e-4" if p < 1e-4 else f"{p:.4f}" if p >= 1e-3 else f"{p:.0e}"
+
+
+def short_names(names: list[str], id_name: str) -> dict[str, str]:
+    """`llava_bench_coco_frost_3` -> `frost_3` when the ID set is `llava_bench_coco`;
+    names that do not start with the ID name lose the longest `_`-ended prefix all the
+    names share (`llava_bench_in_the_wild_hard_Korean` -> `in_the_wild_hard_Korean`)."""
+    common = os.path.commonprefix(names) if len(names) > 1 else ""
+    common = common[:common.rfind("_") + 1]
+    out = {}
+    for n in names:
+        if n == id_name:
+            out[n] = n
+        elif n.startswith(id_name + "_"):
+            out[n] = n[len(id_name) + 1:]
+        elif common and len(n) > len(common):
+            out[n] = n[len(common):]
+        else:
+            out[n] = n
+    return out
+
+
+def _table(title: str, caption: str | None = None) -> Table:
+    return Table(title=title, title_justify="left", caption=caption, caption_justify="left", box=box.SIMPLE_HEAD,
+                 show_edge=False, pad_edge=False, padding=(0, 1))
+
+
+def shift_table(model: str, rows: list[dict], id_name: str, limit: int = LIMIT) -> Table:
     ood = [r for r in rows if r["scenario"] != id_name]
     ood.sort(key=lambda r: (r["emid"] is None, -(r["emid"] or 0), r["scenario"]))
     idr = next((r for r in rows if r["scenario"] == id_name), None)
-    t = Table(title=f"{model}: per-shift results, worst EMID first (ID = {id_name})", title_justify="left")
-    for col, just in (("scenario", "left"), ("modality", "left"), ("EMI", "right"), ("EMID [95% CI]", "right"),
-                      ("bound", "right"), ("RP", "right"), ("win", "right")):
-        t.add_column(col, justify=just, no_wrap=(col == "scenario"))
+    names = short_names([r["scenario"] for r in rows], id_name)
+    has_ci = any(r["emid_lo"] is not None for r in ood)
+    has_judge = any(r["rp_score"] is not None for r in rows)
+    notes = [f"{len(ood) - limit} more shifts in per_shift.csv" if len(ood) > limit else None,
+             f"bold red: the {min(WORST, len(ood))} largest EMID (worst shifts)" if ood else None,
+             "no judge was run (RP, win empty)" if not has_judge else None]
+    t = _table(f"{model} vs ID set {id_name}: worst EMID first",
+               "; ".join(n for n in notes if n) or None)
+    # The only column that may shrink (numbers never do): cut with an ellipsis, not wrapped.
+    t.add_column("shift", overflow="ellipsis", min_width=12)
+    columns = ["n", "EMI", "EMID"] + (["95% CI"] if has_ci else []) + ["UB"] + (["RP", "win"] if has_judge else [])
+    for col in columns:
+        t.add_column(col, justify="right", no_wrap=True)
+
+    def cells(r, emid: str) -> list[str]:
+        c = ["" if r["n"] is None else str(r["n"]), _f(r["emi"]), emid]
+        if has_ci:
+            c.append(_ci(r["emid_lo"], r["emid_hi"]) if r["scenario"] != id_name else "")
+        c.append(_f(r["emid_ub"]))
+        if has_judge:
+            c += [_f(r["rp_score"], 1), _f(r["win_rate"], 2)]
+        return c
+
     if idr:
-        t.add_row(f"{id_name} (ID)", "none", _f(idr["emi"]), "0", "", _f(idr["rp_score"], 1), _f(idr["win_rate"], 2),
-                  style="dim")
+        t.add_row(f"{id_name} (ID)", *cells(idr, "0"), style="dim", end_section=True)
     for i, r in enumerate(ood[:limit]):
-        ci = f" [{_f(r['emid_lo'])}, {_f(r['emid_hi'])}]" if r["emid_lo"] is not None else ""
-        t.add_row(r["scenario"], r["modality"], _f(r["emi"]), _f(r["emid"]) + ci, _f(r["emid_ub"]),
-                  _f(r["rp_score"], 1), _f(r["win_rate"], 2), style="bold red" if i < WORST else None)
-    if len(ood) > limit:
-        t.caption = f"{len(ood) - limit} more scenarios in per_shift.csv"
+        t.add_row(names[r["scenario"]], *cells(r, _f(r["emid"])), style="bold red" if i < WORST else None)
     return t
 
 
-def correlation_table(corr: list[dict]) -> Table:
-    t = Table(title="correlations across scenarios", title_justify="left")
-    for col in ("model", "family", "x vs y", "n", "Pearson r (p)", "Spearman rho (p)"):
-        t.add_column(col, justify="left" if col in ("model", "family", "x vs y") else "right")
-    for c in corr:
-        pr = f"{c['pearson_r']:.2f} ({c['pearson_p']:.2g})" if c["pearson_r"] is not None else (c["note"] or "")
-        sr = f"{c['spearman_rho']:.2f} ({c['spearman_p']:.2g})" if c["spearman_rho"] is not None else ""
-        t.add_row(c["model"], c["family"], f"{c['x']} vs {c['y']}", str(c["n"]), pr, sr)
+def correlation_table(model: str, corr: list[dict]) -> Table:
+    """One model's correlations: a section per family, p-values beside r and rho."""
+    t = _table(f"{model}: correlations across scenarios (Pearson r, Spearman rho)")
+    for col, just in (("family", "left"), ("metric vs", "left"), ("n", "right"), ("r", "right"), ("p", "right"),
+                      ("rho", "right"), ("p", "right"), ("slope", "right")):
+        t.add_column(col, justify=just, no_wrap=col != "metric vs", overflow="ellipsis")
+    families = list(dict.fromkeys(c["family"] for c in corr))
+    for fi, fam in enumerate(families):
+        sel = [c for c in corr if c["family"] == fam]
+        for i, c in enumerate(sel):
+            pair = f"{LABELS.get(c['metric'], c['metric'])} vs {LABELS.get(c['against'], c['against'])}"
+            last = i == len(sel) - 1 and fi < len(families) - 1
+            if c["pearson_r"] is None:  # the reason, short; the full one is in correlations.csv
+                why = "too few" if c["n"] < 3 else "constant"
+                t.add_row(fam if i == 0 else "", pair, str(c["n"]), why, "", "", "", "", style="dim", end_section=last)
+            else:
+                t.add_row(fam if i == 0 else "", pair, str(c["n"]), f"{c['pearson_r']:+.2f}", _p(c["pearson_p"]),
+                          f"{c['spearman_rho']:+.2f}", _p(c["spearman_p"]), _f(c.get("slope")), end_section=last)
     return t

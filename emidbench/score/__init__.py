@@ -1,15 +1,19 @@
-"""`emidbench score`: EMI, EMID, the EMID upper bound and judge scores.
+"""`emidbench score`: EMI, EMID, the EMID upper bound and LLM-judge scores.
 
-    club.py            the CLUB MI estimator (load the published weights, or fit)
+    stage.py           run_score: RUN/shifts + RUN/responses/<model> -> RUN/scores/<model>/
+    embedders/         paper (CLIP + XLM-R, as published) and offline (a proxy); registry
+                       EMBEDDERS; the content-addressed embedding cache
+    club.py            the CLUB MI estimator (load the published weights, or fit one)
     rjsd.py            von Neumann JSD and the bound
     metrics.py         per-scenario numbers from embeddings
-    embedders/         paper (CLIP + XLM-R) and offline; registry EMBEDDERS; cache
-    judges/            LLaVA-Bench judge protocol; openai, hf, offline; registry JUDGES
-    stage.py           run_score: the stage
+    judges/            LLaVA-Bench's judge protocol; openai, hf, offline; registry JUDGES
+    bootstrap.py       confidence intervals over items
     from_embeddings.py scoring embeddings extracted elsewhere
 """
 
+from emidbench.score.embedders import EMBEDDERS
 from emidbench.score.from_embeddings import score_from_embeddings
+from emidbench.score.judges import JUDGES
 from emidbench.score.stage import run_score
 
-__all__ = ["run_score", "score_from_embeddings"]
+__all__ = ["run_score", "score_from_embeddings", "EMBEDDERS", "JUDGES"]

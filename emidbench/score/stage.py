@@ -1,32 +1,47 @@
 """`emidbench score`: RUN/shifts + RUN/responses/<model> -> RUN/scores/<model>/.
 
-    metrics.csv          one row per scenario (manifest order): EMI, EMID, the bound and
-                         its terms, judge scores, with CIs when --bootstrap is given
-    judge/<scenario>.jsonl  one judge record per item (scores, raw reply, judge, prompt version)
-    club.pt              the CLUB estimator fitted on this run (--estimator fit)
-    score.json           what was run: embedder, estimator, judge, counts
+    metrics.csv             one row per scenario, manifest order (METRIC_COLUMNS): item
+                            counts, EMI, EMID, the bound and its JSD terms, judge scores,
+                            with bootstrap CIs when asked; an empty cell = not computed
+    judge/<scenario>.jsonl  one record per item: question_id, category, scores
+                            [reference, model], raw judge text(s), judge, prompt version,
+                            failed (only with --judge)
+    club.pt                 the CLUB estimator fitted on this run (--estimator fit)
+    score.json              what was run: embedder and its identity, estimator (with the
+                            fit's validation log-likelihood), judge, settings, counts
 
-Items are aligned by question_id; a question without an answer (or whose generation
-failed) is left out of that scenario and counted, never misaligned. Embeddings and judge
-replies are cached by content under RUN/cache/, so a rerun embeds and calls nothing new.
+Alignment. A scenario's items are its questions that have an answer, matched by
+question_id (never by line number). A question with no answer line is `n_missing`; an
+answer whose metadata carries an error (a failed generation) is `n_failed`; both are
+left out of that scenario and counted, and the totals are printed.
+
+Caches. Embeddings (embedders/cache.py) and judge replies (RUN/cache/judge/, one file
+per reply, keyed by the judge's identity and the exact messages) are content-addressed:
+a rerun embeds nothing and calls no judge for what it has seen. Only parsable replies
+are cached, so a rerun asks again for the ones that failed.
+
+Writes happen at the end, each file atomically: a run that stops (an endpoint that goes
+down, Ctrl-C) leaves the previous outputs as they were and keeps every cached
+embedding and judge reply it got.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from emidbench.errors import UserError
 from emidbench.rundir import RunDir, atomic_write_json, atomic_write_jsonl, iter_jsonl, read_json
-from emidbench.score.table import write_csv
 
 METRIC_COLUMNS = ["scenario", "n", "n_missing", "n_failed", "emi", "emi_lo", "emi_hi", "emid", "emid_lo", "emid_hi",
                   "emid_ub", "emid_true_ub", "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood", "rp_score", "rp_lo", "rp_hi",
                   "rp_conv", "rp_detail", "rp_complex", "win_rate", "win_lo", "win_hi", "judge_n", "judge_failed"]
-JUDGE_RETRIES = 2
+JUDGE_RETRIES = 2  # extra asks for a reply that failed or did not parse
+ORDERS = ("reference-first", "model-first")
 
 
 def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: str | None = None,
@@ -35,166 +50,301 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
               bootstrap: int = 0, seed: int = 0, judge_base_url: str | None = None,
               judge_api_key_env: str = "OPENAI_API_KEY", judge_rules: str | None = None, concurrency: int = 4,
               console=None) -> Path:
-    from emidbench.score.club import fit_club, load_club, save_club
-    from emidbench.score.embedders import EMBEDDERS
+    """Score one model's answers in RUN; returns the path of metrics.csv."""
+    from emidbench.score.embedders import make_embedder
     from emidbench.score.embedders.cache import EmbeddingCache
-    from emidbench.score.metrics import EmbeddingSet, score_scenarios
+
+    say = (lambda m: console.print(m, highlight=False, soft_wrap=True)) if console else (lambda m: None)
+    if bootstrap < 0:
+        raise UserError(f"--bootstrap must be 0 (none) or a number of resamples (got {bootstrap})")
+    if concurrency < 1:
+        raise UserError(f"--concurrency must be at least 1 (got {concurrency})")
+    if entropy_scaler is not None and not (math.isfinite(entropy_scaler) and entropy_scaler > 0):
+        raise UserError(f"--entropy-scaler must be a positive number (got {entropy_scaler})")
 
     rd = RunDir(run)
     manifest = rd.read_manifest()
-    say = (lambda m: console.print(m, highlight=False, soft_wrap=True)) if console else (lambda m: None)
     id_name = id_scenario or manifest.id_scenario
-    manifest.get(id_name)  # exists, or one clear error listing the names
-    if not rd.responses_dir(model).is_dir():
+    manifest.get(id_name)  # exists, or one clear line listing the names
+    if not model or not rd.responses_dir(model).is_dir() or Path(model).name != model:
         have = ", ".join(rd.models()) or "none"
-        raise UserError(f"no answers for model {model!r} in {rd.root} (have: {have}); run `emidbench eval` first")
+        raise UserError(f"no answers for model {model!r} in {rd.root / 'responses'} (have: {have}); "
+                        "run `emidbench eval` first")
+    club = _load_estimator(estimator) if estimator != "fit" else None  # a bad path fails before any work
 
     items, counts = _aligned_items(rd, manifest, model)
     if not items[id_name]:
-        raise UserError(f"no answered questions in the ID scenario {id_name} for model {model}")
+        raise UserError(f"the ID scenario {id_name} has no answered question for model {model}; nothing to "
+                        "measure EMID against")
     missing = sum(c["n_missing"] for c in counts.values())
     failed = sum(c["n_failed"] for c in counts.values())
     if missing or failed:
-        say(f"score {model}: {missing} questions without an answer and {failed} failed generations left out")
+        say(f"score {model}: left out {missing} questions without an answer and {failed} failed generations "
+            "(per scenario: n_missing, n_failed in metrics.csv)")
 
-    emb = EMBEDDERS.get(embedder)(vision_encoder=vision_encoder, text_encoder=text_encoder)
-    cache = EmbeddingCache(rd.cache / "embeddings", emb)
-    image_bytes: dict[str, bytes] = {}
-    sets = {}
-    for sc in (s.name for s in manifest.scenarios):
-        its = items[sc]
-        if not its:
-            continue
-        for it in its:
-            if it["image"] not in image_bytes:
-                image_bytes[it["image"]] = rd.image_path(it["image"]).read_bytes()
-        sets[sc] = EmbeddingSet(
-            x_v=cache.images([image_bytes[it["image"]] for it in its]),
-            x_t=cache.texts([it["text"] for it in its]),
-            y_hat=cache.texts([it["answer"] for it in its]),
-            y=cache.texts([it["reference"] for it in its]),
-        )
-    out_dir = rd.scores_dir(model)
-    est_info: dict = {"estimator": estimator}
-    if estimator == "fit":
-        x = np.concatenate([s.x for s in sets.values()] * 2)
-        y = np.concatenate([s.y for s in sets.values()] + [s.y_hat for s in sets.values()])
-        club, info = fit_club(x, y, seed=seed)
-        save_club(club, out_dir / "club.pt")
-        est_info.update(val_loglik=info["val_loglik"], epochs=info["epochs"], n_pairs=int(len(x)), path="club.pt")
-    else:
-        club = load_club(Path(estimator))
-        if club.x_dim != emb.dim:
-            raise UserError(f"estimator {estimator} expects {club.x_dim}-d embeddings; embedder {embedder} gives "
-                            f"{emb.dim}-d (the published CLUB_global.pt needs --embedder paper)")
-    rows = {r["scenario"]: r for r in score_scenarios(id_name, sets, club, entropy_scaler, bootstrap, seed)}
-
-    judge_info = None
-    if judge:
+    the_judge, rules = None, None
+    if judge:  # built before the embedding work, so a bad spec or model fails at once
         from emidbench.score.judges import make_judge
-        from emidbench.score.judges.protocol import Rules, aggregate
+        from emidbench.score.judges.protocol import Rules
 
-        j = make_judge(judge, base_url=judge_base_url, api_key_env=judge_api_key_env, concurrency=concurrency)
-        rules = Rules(Path(judge_rules) if judge_rules else None)
-        jcache = rd.cache / "judge"
-        calls = 0
-        for sc, its in items.items():
-            recs, n_calls = _judge_scenario(j, rules, its, debias, jcache, judge)
-            calls += n_calls
-            atomic_write_jsonl(out_dir / "judge" / f"{sc}.jsonl", recs)
-            if sc in rows:
-                rows[sc].update(aggregate(recs, bootstrap, seed, sc))
-        judge_info = {"judge": judge, "identity": j.identity, "prompt_version": rules.version, "debias": debias,
-                      "calls": calls}
-        say(f"judge {judge}: {calls} new judgments")
+        rules = Rules(judge_rules)
+        the_judge = make_judge(judge, base_url=judge_base_url, api_key_env=judge_api_key_env,
+                               concurrency=concurrency)
+    elif debias or judge_rules:
+        say("score: --debias / --judge-rules have no effect without --judge")
+
+    emb = make_embedder(embedder, vision_encoder=vision_encoder, text_encoder=text_encoder)
+    if embedder != "paper" and (vision_encoder or text_encoder):
+        say(f"score: --vision-encoder / --text-encoder are for the paper embedder; {embedder} ignores them")
+    if club is not None and (club.x_dim, club.y_dim) != (emb.dim, emb.dim):
+        raise UserError(f"estimator {estimator} expects {club.x_dim}-d queries and {club.y_dim}-d answers; the "
+                        f"{embedder} embedder gives {emb.dim}-d vectors (the published CLUB_global.pt needs "
+                        "--embedder paper)")
+    cache = EmbeddingCache(rd.cache / "embeddings", emb,
+                           progress=lambda what, done, total: say(f"  embedded {done}/{total} {what}"))
+    sets = _embed(rd, manifest, items, cache, say)
+    say(f"score {model}: {len(sets)} scenarios; {cache.computed} new embeddings "
+        f"(embedder {embedder}, {emb.dim}-d)")
+
+    out_dir = rd.scores_dir(model)
+    if club is None:
+        club, est_info = _fit_estimator(sets, seed)
+        say(f"score {model}: fitted CLUB on {est_info['n_pairs']} pairs, validation log-likelihood "
+            f"{est_info['val_loglik']:.4g}")
+    else:
+        est_info = {"kind": "path", "path": str(estimator)}
+    rows = {r["scenario"]: r for r in _score(id_name, sets, club, entropy_scaler, bootstrap, seed)}
+
+    judge_records, judge_info = {}, None
+    if the_judge is not None:
+        from emidbench.score.judges.protocol import aggregate
+
+        judge_records, n_calls = _judge_all(the_judge, rules, judge, items, debias, rd.cache / "judge", say)
+        for sc, recs in judge_records.items():
+            rows.setdefault(sc, {}).update(aggregate(recs, bootstrap, seed, sc))
+        n_bad = sum(r["failed"] for recs in judge_records.values() for r in recs)
+        say(f"judge {judge}: {n_calls} new judgments; {n_bad} items failed (left out of every average)")
+        judge_info = {"spec": judge, "identity": the_judge.identity, "prompt_version": rules.version,
+                      "rules": str(judge_rules) if judge_rules else None, "debias": debias,
+                      "orders": list(ORDERS if debias else ORDERS[:1]),
+                      "retries": 0 if getattr(the_judge, "deterministic", False) else JUDGE_RETRIES,
+                      "failed": n_bad, **_describe(the_judge)}
 
     table = []
     for s in manifest.scenarios:
-        row = {"scenario": s.name, **counts[s.name], **rows.get(s.name, {})}
-        row["n"] = len(items[s.name])
+        row = {**rows.get(s.name, {}), "scenario": s.name, "n": len(items[s.name]), **counts[s.name]}
         table.append(row)
+
+    # Every output at the end, each atomically.
+    from emidbench.score.table import write_csv
+
+    if est_info["kind"] == "fit":
+        from emidbench.score.club import save_club
+
+        save_club(club, out_dir / "club.pt")
+    for sc, recs in judge_records.items():
+        atomic_write_jsonl(out_dir / "judge" / f"{sc}.jsonl", recs)
     path = out_dir / "metrics.csv"
     write_csv(path, table, METRIC_COLUMNS)
     atomic_write_json(out_dir / "score.json", {
-        "model": model, "id_scenario": id_name, "embedder": embedder, "embedder_identity": emb.identity,
-        "estimator": est_info, "judge": judge_info, "bootstrap": bootstrap, "seed": seed,
-        "entropy_scaler": entropy_scaler, "missing": missing, "failed": failed,
+        "model": model,
+        "id_scenario": id_name,
+        "embedder": {"name": embedder, "identity": emb.identity, **_describe(emb)},
+        "estimator": est_info,
+        "judge": judge_info,
+        "settings": {"bootstrap": bootstrap, "seed": seed, "entropy_scaler": entropy_scaler},
+        "counts": {"scenarios": len(manifest.scenarios), "scored_scenarios": len(sets),
+                   "items": sum(len(v) for v in items.values()), "missing": missing, "failed": failed},
     })
-    say(f"score {model}: {len(sets)} scenarios scored, {cache.computed} new embeddings")
     return path
 
 
-def _aligned_items(rd: RunDir, manifest, model: str) -> tuple[dict, dict]:
+# --------------------------------------------------------------------------- items
+
+def _aligned_items(rd: RunDir, manifest, model: str) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """Per scenario, its questions that have a usable answer (question order, each with
+    `answer`), and the counts of those left out."""
     items, counts = {}, {}
     for s in manifest.scenarios:
         questions = rd.read_scenario(s.name)
         path = rd.responses_path(model, s.name)
-        answers, failed = {}, set()
+        answers: dict[str, str] = {}
+        failed: set[str] = set()
         if path.is_file():
-            for _, r in iter_jsonl(path, allow_torn_tail=True):
-                if (r.get("metadata") or {}).get("error"):
-                    failed.add(r["question_id"])
-                else:
-                    answers[r["question_id"]] = str(r.get("text", ""))
-                    failed.discard(r["question_id"])
-        its = [{**q, "answer": answers[q["question_id"]]} for q in questions if q["question_id"] in answers]
+            for line, rec in iter_jsonl(path, allow_torn_tail=True):
+                if "question_id" not in rec:
+                    raise UserError(f"{path}:{line}: an answer line needs 'question_id'")
+                qid = str(rec["question_id"])
+                if (rec.get("metadata") or {}).get("error"):
+                    if qid not in answers:  # an answer beats a failure (as the eval stage merges them)
+                        failed.add(qid)
+                    continue
+                if not isinstance(rec.get("text"), str):
+                    raise UserError(f"{path}:{line}: answer {rec['question_id']!r} has no text")
+                answers[qid] = rec["text"]
+                failed.discard(qid)
+        its = []
+        n_failed = 0
+        for q in questions:
+            qid = str(q["question_id"])
+            if qid in answers:
+                if not isinstance(q.get("reference"), str):
+                    raise UserError(f"{rd.scenario_path(s.name)}: question {q['question_id']!r} has no reference "
+                                    "answer; EMI compares the model's answer with it")
+                its.append({**q, "answer": answers[qid]})
+            elif qid in failed:
+                n_failed += 1
         items[s.name] = its
-        n_failed = sum(1 for q in questions if q["question_id"] in failed)
         counts[s.name] = {"n_missing": len(questions) - len(its) - n_failed, "n_failed": n_failed}
     return items, counts
 
 
-def _judge_scenario(j, rules, its: list[dict], debias: bool, jcache: Path, spec: str) -> tuple[list[dict], int]:
+def _embed(rd: RunDir, manifest, items: dict, cache, say) -> dict:
+    """Each distinct image and text embedded once (cache), then gathered per scenario."""
+    from emidbench.score.metrics import EmbeddingSet
+
+    image_bytes: dict[str, bytes] = {}
+    texts: dict[str, None] = {}
+    for sc, its in items.items():
+        for it in its:
+            name = it["image"]
+            if name not in image_bytes:
+                try:
+                    image_bytes[name] = rd.image_path(name).read_bytes()
+                except OSError:
+                    raise UserError(f"{rd.scenario_path(sc)}: question {it['question_id']!r}: image {name} is "
+                                    f"missing from {rd.images}") from None
+            for t in (it["text"], it["answer"], it["reference"]):
+                texts.setdefault(t)
+    n_img, n_txt = cache.missing_images(list(image_bytes.values())), cache.missing_texts(list(texts))
+    if n_img or n_txt:
+        say(f"  embedding {n_img} images and {n_txt} texts not in the cache")
+    cache.images(list(image_bytes.values()))
+    cache.texts(list(texts))
+    sets = {}
+    for s in manifest.scenarios:
+        its = items[s.name]
+        if its:
+            sets[s.name] = EmbeddingSet(
+                x_v=cache.images([image_bytes[it["image"]] for it in its]),
+                x_t=cache.texts([it["text"] for it in its]),
+                y_hat=cache.texts([it["answer"] for it in its]),
+                y=cache.texts([it["reference"] for it in its]),
+            )
+    return sets
+
+
+# --------------------------------------------------------------------------- estimators
+
+def _load_estimator(estimator: str):
+    from emidbench.score.club import load_club
+
+    path = Path(estimator).expanduser()
+    if not path.is_file():
+        raise UserError(f"--estimator {estimator}: no such file (give `fit` or the path of a CLUB checkpoint)")
+    return load_club(path)
+
+
+def _fit_estimator(sets: dict, seed: int):
+    """CLUB fitted on the pairs (x, reference) and (x, model answer) of all scenarios."""
+    from emidbench.score.club import fit_club
+
+    x = np.concatenate([s.x for s in sets.values()])
+    pairs_x = np.concatenate([x, x])
+    pairs_y = np.concatenate([np.concatenate([s.y for s in sets.values()]),
+                              np.concatenate([s.y_hat for s in sets.values()])])
+    club, info = fit_club(pairs_x, pairs_y, seed=seed)
+    est = {"kind": "fit", "path": "club.pt", "seed": seed, "n_pairs": int(len(pairs_x)),
+           "val_loglik": float(info["val_loglik"])}
+    est.update({k: v for k, v in info.items() if k in ("epochs", "n_train", "n_val", "lr", "batch_size", "hidden")})
+    return club, est
+
+
+def _score(id_name: str, sets: dict, club, entropy_scaler, bootstrap: int, seed: int) -> list[dict]:
+    from emidbench.score.metrics import score_scenarios
+
+    return score_scenarios(id_name, sets, club, entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed)
+
+
+# --------------------------------------------------------------------------- judge
+
+def _judge_all(judge, rules, spec: str, items: dict, debias: bool, cache_dir: Path, say) -> tuple[dict, int]:
+    """Judge every item of every scenario (both orders with debias); returns the judge
+    records per scenario and the number of judge calls made."""
+    from emidbench.rundir import atomic_write_json
     from emidbench.score.judges.protocol import build_prompt, parse_scores
 
-    orders = [False, True] if debias else [False]
-    jobs = []  # (item index, swapped, prompt, cache path)
-    for i, it in enumerate(its):
-        for swapped in orders:
-            a1, a2 = (it["answer"], it["reference"]) if swapped else (it["reference"], it["answer"])
-            p = build_prompt(rules, it.get("context"), it["text"], a1, a2, it.get("category"))
-            key = hashlib.sha256(json.dumps([j.identity, p.system, p.content]).encode()).hexdigest()
-            jobs.append((i, swapped, p, jcache / key[:2] / f"{key}.json", a1, a2))
-    replies: dict[int, str] = {}
+    orders = ORDERS if debias else ORDERS[:1]
+    prompts: dict[str, object] = {}  # cache key -> prompt (one ask per distinct prompt)
+    plan: dict[str, list[list[str]]] = {}  # scenario -> per item, the key of each order
+    for sc, its in items.items():
+        plan[sc] = []
+        for it in its:
+            keys = []
+            for order in orders:
+                ref_first = order == ORDERS[0]
+                a1, a2 = (it["reference"], it["answer"]) if ref_first else (it["answer"], it["reference"])
+                p = build_prompt(rules, it.get("context"), it["text"], a1, a2, it.get("category"),
+                                 reference_slot=1 if ref_first else 2)
+                key = hashlib.sha256(json.dumps([judge.identity, p.system, p.content],
+                                                ensure_ascii=False).encode("utf-8")).hexdigest()
+                prompts.setdefault(key, p)
+                keys.append(key)
+            plan[sc].append(keys)
+
+    replies: dict[str, str] = {}
+    last_failure: dict[str, str] = {}
+    for key in prompts:
+        path = cache_dir / key[:2] / f"{key}.json"
+        if path.is_file():
+            cached = read_json(path)
+            if isinstance(cached, dict) and parse_scores(cached.get("reply")) is not None:
+                replies[key] = cached["reply"]
+    todo = [k for k in prompts if k not in replies]
+    if todo:
+        say(f"  judging {len(todo)} prompts ({len(prompts) - len(todo)} from the cache)")
     calls = 0
-    todo = []
-    for k, job in enumerate(jobs):
-        if job[3].is_file():
-            replies[k] = read_json(job[3])["reply"]
-        else:
-            todo.append(k)
-    for _ in range(1 + JUDGE_RETRIES):
+    # A deterministic judge (greedy, offline) would only repeat itself.
+    for _ in range(1 if getattr(judge, "deterministic", False) else 1 + JUDGE_RETRIES):
         if not todo:
             break
-        if hasattr(j, "score_pair"):
-            got = [j.score_pair(jobs[k][4], jobs[k][5]) for k in todo]
-        else:
-            got = j.judge([jobs[k][2] for k in todo])
-            calls += len(todo)
-        retry = []
-        for k, reply in zip(todo, got):
-            if isinstance(reply, Exception) or parse_scores(reply) is None:
-                replies[k] = reply if isinstance(reply, str) else f"error: {reply}"
-                retry.append(k)
+        step = max(1, len(todo) // 10)
+        for done, (i, reply) in enumerate(judge.judge([prompts[k] for k in todo]), start=1):
+            key = todo[i]
+            calls += 1
+            if done % step == 0 and len(todo) >= 50:
+                say(f"  judged {done}/{len(todo)}")
+            if isinstance(reply, str) and parse_scores(reply) is not None:
+                replies[key] = reply
+                atomic_write_json(cache_dir / key[:2] / f"{key}.json", {"reply": reply, "judge": judge.identity})
             else:
-                replies[k] = reply
-                atomic_write_json(jobs[k][3], {"reply": reply, "judge": spec})
-        todo = retry
-    records = []
-    for i, it in enumerate(its):
-        mine = [(k, jobs[k]) for k in range(len(jobs)) if jobs[k][0] == i]
-        scores, raws, ok = [], [], True
-        for k, job in mine:
-            raws.append(replies.get(k, ""))
-            parsed = parse_scores(replies.get(k, ""))
-            if parsed is None:
-                ok = False
-                continue
-            ref, mod = (parsed[1], parsed[0]) if job[1] else parsed
-            scores.append((ref, mod))
-        rec = {"question_id": it["question_id"], "category": it.get("category"), "judge": spec,
-               "prompt_version": rules.version, "raw": raws, "failed": not ok}
-        if ok:
-            rec["scores"] = [float(np.mean([s[0] for s in scores])), float(np.mean([s[1] for s in scores]))]
-        records.append(rec)
+                last_failure[key] = reply if isinstance(reply, str) else f"error: {reply}"
+        todo = [k for k in todo if k not in replies]
+
+    records: dict[str, list[dict]] = {}
+    for sc, its in items.items():
+        recs = []
+        for it, keys in zip(its, plan[sc]):
+            raw, by_order = [], []
+            for order, key in zip(orders, keys):
+                text = replies.get(key, last_failure.get(key, ""))
+                raw.append(text)
+                parsed = parse_scores(replies[key]) if key in replies else None
+                if parsed is not None and order != ORDERS[0]:
+                    parsed = (parsed[1], parsed[0])  # back to [reference, model]
+                by_order.append(list(parsed) if parsed is not None else None)
+            ok = all(s is not None for s in by_order)
+            rec = {"question_id": it["question_id"], "category": it.get("category"), "judge": spec,
+                   "prompt_version": rules.version, "orders": list(orders), "raw": raw,
+                   "scores_by_order": by_order, "failed": not ok,
+                   "scores": ([float(np.mean([s[0] for s in by_order])), float(np.mean([s[1] for s in by_order]))]
+                              if ok else None)}
+            recs.append(rec)
+        if recs:
+            records[sc] = recs
     return records, calls
+
+
+def _describe(obj) -> dict:
+    d = obj.describe() if hasattr(obj, "describe") else {}
+    return {k: v for k, v in d.items() if "key" not in k or k == "api_key_env"}

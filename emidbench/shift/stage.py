@@ -1,56 +1,217 @@
 """`emidbench shift`: a benchmark and a suite -> RUN/shifts/.
 
-Work is organised so nothing is done twice: every distinct (image, corruption,
-severity) is corrupted once and shared by every scenario that uses it (the joint
-synthetic scenarios reuse the visual-only ones' images; text-only scenarios reuse the ID
-images); every image is stored once under its content hash. Randomness is derived from
-what identifies a piece of work — (seed, image hash, corruption, severity) for an image,
-(seed, scenario, question_id) for a text — so results do not depend on order, process
-or --workers.
+Nothing is done twice. Every distinct (image, corruption, severity) is corrupted once and
+shared by every scenario that uses it (the joint synthetic scenarios reuse the
+visual-only ones' images; text-only scenarios reuse the ID images), and every image is
+stored once under its content hash (RunDir.put_image). Randomness comes from what
+identifies a piece of work — (seed, image hash, corruption, severity) for an image,
+(seed, scenario, question_id) for a question — so results do not depend on order,
+process or --workers: the same benchmark, suite and seed give byte-identical files.
 
-Resume: a scenario file is written atomically and its fingerprint (what it was made
-from) recorded in RUN/shifts/.progress.json; a rerun skips scenarios whose file and
-fingerprint match. The manifest is written last: its presence means the stage finished.
+Workers: with --workers 1 everything runs in this process. With N > 1, N spawned
+processes corrupt, encode and store the images (grouped by source image, decoded once)
+while this process perturbs and translates the questions; only image names travel back.
+
+Images are stored as PNG (lossless) with visual.encode_png, ~3x faster than Pillow's
+fastest setting at the same size: encoding was most of this stage's cost.
+
+Resume. Three hidden bookkeeping files in RUN/shifts/ (not deterministic in their line
+order, and not part of the results):
+  .images.jsonl        one line per stored corrupted image: (source hash, corruption,
+                       severity, seed) -> image name, appended as each job finishes;
+  .progress.json       scenario -> fingerprint of its inputs and sha256 of its file;
+  .translations.json   machine translations already made, per translator and language.
+A scenario file is written atomically once its images exist. A rerun with the same
+arguments skips scenarios whose file, fingerprint and hash match, and image jobs whose
+stored image is intact; it redoes only what is missing. The manifest is written last and
+removed when a run starts: its presence means the stage finished.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-from concurrent.futures import ProcessPoolExecutor
+import sys
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from emidbench.benchmarks.base import Benchmark, Sample, decode_image, image_format
 from emidbench.errors import UserError
-from emidbench.rundir import Manifest, RunDir, ScenarioEntry, atomic_write_json, read_json
+from emidbench.rundir import (
+    JsonlAppender, Manifest, RunDir, ScenarioEntry, atomic_write_json, atomic_write_text, content_hash, iter_jsonl,
+    jsonl_line, read_json,
+)
 from emidbench.shift.seeding import derive_seed
-from emidbench.shift.suites import ENGLISH, ScenarioPlan, load_suite, plan_scenarios
-from emidbench.shift.translate import SUFFIX, Translator
-from emidbench.shift.visual import MIN_SIDE, corrupt_image
+from emidbench.shift.suites import ENGLISH, ScenarioPlan, Suite, load_suite, plan_scenarios
+from emidbench.shift.translate import SUFFIX, Translator, parse_translator
+from emidbench.shift.visual import MIN_SIDE, PNG_ENCODER, corrupt_image, encode_png
 
-PNG_LEVEL = 1  # lossless; level 1 is several times faster to encode than Pillow's default 6
-
-
-def encode_png_fast(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=PNG_LEVEL)
-    return buf.getvalue()
+IMAGE_INDEX = ".images.jsonl"
+PROGRESS = ".progress.json"
+TRANSLATIONS = ".translations.json"
+JOBS_PER_TASK = 8  # corruptions of one source image sent to a worker together (decoded once)
 
 
-def _corrupt_job(job: tuple) -> bytes:
-    """One distinct (image, corruption, severity): module-level so worker processes can run it."""
-    data, name, severity, seed = job
-    img = decode_image(data, "image")
-    return encode_png_fast(corrupt_image(img, name, severity, seed))
+# --------------------------------------------------------------------------- image jobs
 
+@dataclass(frozen=True)
+class ImageJob:
+    source: str  # content hash of the source image
+    corruption: str
+    severity: int
+    seed: int
+
+    @property
+    def key(self) -> tuple:
+        return (self.source, self.corruption, self.severity, self.seed)
+
+
+def corrupt_and_store(images_root: str, data: bytes, jobs: list[tuple[str, int, int]]) -> list[str]:
+    """Decode one source image, apply each (corruption, severity, seed), store each result
+    as PNG in the content-hash store; the stored names. Module-level: worker processes run it.
+
+    Encoding and writing run on a helper thread, overlapped with the next corruption
+    (zlib, hashing and fsync release the GIL). The thread touches no random state, so
+    the global-RNG seeding of the corruptions on this thread stays exact."""
+    import numpy as np
+
+    run = RunDir(images_root)
+    arr = np.asarray(decode_image(data, "image"))
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        stored = [writer.submit(_store_png, run, corrupt_image(arr, name, severity, seed))
+                  for name, severity, seed in jobs]
+    return [f.result() for f in stored]
+
+
+def _store_png(run: RunDir, arr) -> str:
+    return run.put_image(encode_png(arr), "png")
+
+
+class _ImageIndex:
+    """RUN/shifts/.images.jsonl: finished image jobs, appended as they finish."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+        self.path = run.shifts / IMAGE_INDEX
+        self.done: dict[tuple, str] = {}
+        if self.path.exists():
+            for _, rec in iter_jsonl(self.path, allow_torn_tail=True):
+                key = (rec.get("source"), rec.get("corruption"), rec.get("severity"), rec.get("seed"))
+                self.done[key] = str(rec.get("image"))
+        self._out: JsonlAppender | None = None
+
+    def stored(self, job: ImageJob) -> str | None:
+        """The job's image, if it was made before and the file is intact (its name is its hash)."""
+        name = self.done.get(job.key)
+        if name is None:
+            return None
+        path = self.run.images / name
+        if path.is_file() and content_hash(path.read_bytes()) == name.split(".")[0]:
+            return name
+        return None
+
+    def add(self, jobs: list[ImageJob], names: list[str]) -> None:
+        if self._out is None:
+            self._out = JsonlAppender(self.path)
+        self._out.write({"source": j.source, "corruption": j.corruption, "severity": j.severity, "seed": j.seed,
+                         "image": n} for j, n in zip(jobs, names))
+        for j, n in zip(jobs, names):
+            self.done[j.key] = n
+
+    def close(self) -> None:
+        """Rewrite the index in a fixed order, so a finished run's files do not depend on
+        the order in which workers finished."""
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        if not self.done:
+            return
+        text = "".join(jsonl_line({"source": k[0], "corruption": k[1], "severity": k[2], "seed": k[3], "image": v})
+                       for k, v in sorted(self.done.items(), key=lambda kv: str(kv[0])))
+        if not self.path.exists() or self.path.read_text(encoding="utf-8") != text:
+            atomic_write_text(self.path, text)
+
+
+class _ImageWork:
+    """Compute the missing image jobs. workers=1: here, in order. workers=N>1: N-1 spawned
+    processes start on them at once (`start`) while this process makes the questions; then
+    this process joins in (`finish`), taking not-yet-started tasks from the end of the
+    queue, so N processes share the image work."""
+
+    def __init__(self, run: RunDir, index: _ImageIndex, todo: dict[str, list[ImageJob]], sources: dict[str, bytes],
+                 workers: int, console):
+        self.run, self.index, self.workers, self.console = run, index, workers, console
+        # tasks: up to JOBS_PER_TASK jobs of one source image, in a fixed order
+        self.tasks = [(src, jobs[i:i + JOBS_PER_TASK]) for src, jobs in sorted(todo.items())
+                      for i in range(0, len(jobs), JOBS_PER_TASK)]
+        self.sources = sources
+        self.total = sum(len(j) for _, j in self.tasks)
+        self.pool = None
+        self.futures: list = []
+        self.progress = None
+        self.bar = None
+
+    def _run_here(self, src: str, jobs: list[ImageJob]) -> None:
+        names = corrupt_and_store(str(self.run.root), self.sources[src], [(j.corruption, j.severity, j.seed) for j in jobs])
+        self.index.add(jobs, names)
+        self._advance(len(jobs))
+
+    def _advance(self, n: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.bar, n)
+
+    def start(self) -> None:
+        if not self.tasks:
+            return
+        if self.console is not None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True)
+            self.bar = self.progress.add_task("corrupting images", total=self.total)
+            self.progress.start()
+        if self.workers > 1 and len(self.tasks) > 1:
+            import multiprocessing as mp
+
+            # spawn: safe on every platform and with threads (torch, rich) in this process
+            self.pool = ProcessPoolExecutor(max_workers=min(self.workers - 1, len(self.tasks) - 1),
+                                            mp_context=mp.get_context("spawn"))
+            root = str(self.run.root)
+            for src, jobs in self.tasks:
+                fut = self.pool.submit(corrupt_and_store, root, self.sources[src],
+                                       [(j.corruption, j.severity, j.seed) for j in jobs])
+                fut.add_done_callback(lambda f, n=len(jobs): f.cancelled() or self._advance(n))
+                self.futures.append((fut, src, jobs))
+
+    def finish(self) -> None:
+        if not self.tasks:
+            return
+        try:
+            if self.pool is None:
+                for src, jobs in self.tasks:
+                    self._run_here(src, jobs)
+                return
+            for fut, src, jobs in reversed(self.futures):  # help from the back of the queue
+                if fut.cancel():
+                    self._run_here(src, jobs)
+            for fut, src, jobs in self.futures:
+                if not fut.cancelled():
+                    self.index.add(jobs, fut.result())
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+            if self.progress is not None:
+                self.progress.stop()
+
+
+# --------------------------------------------------------------------------- the stage
 
 def run_shift(
     benchmark: Benchmark,
-    suite: str | Path,
+    suite: str | Path | Suite,
     out: Path,
     seed: int = 0,
     workers: int = 1,
@@ -60,119 +221,211 @@ def run_shift(
     split_embedder=None,
     console=None,
 ) -> Manifest:
+    """Write RUN/shifts/ for `benchmark` under `suite` (a built-in name, a YAML path or a
+    Suite); returns the manifest. Everything that can be wrong with the inputs is checked
+    before anything is written."""
+    if not isinstance(workers, int) or workers < 1:
+        raise UserError(f"--workers must be a positive integer, not {workers!r}")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise UserError(f"--limit must be a positive integer, not {limit!r}")
     bench = benchmark.limit(limit)
-    suite_obj = load_suite(suite)
-    plans = plan_scenarios(suite_obj, bench.name, sorted(bench.domains))
+    suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
+    plans = plan_scenarios(bench, suite_obj)
+    samples_of: dict = {None: bench.samples, **bench.domains}
     notes: list[str] = []
-    say = (lambda m: console.print(m, highlight=False, soft_wrap=True)) if console else (lambda m: None)
-    if _has_splits(suite_obj) and not bench.domains:
-        notes.append(f"natural domain splits skipped: benchmark {bench.name} has no second visual domain "
-                     "(attach one with --domain NAME=SPEC)")
+
+    def say(msg: str) -> None:
+        if console is not None:
+            console.print(msg, highlight=False, soft_wrap=True)
+        else:
+            print(msg, file=sys.stderr)
+
     if dry_run:
-        _print_plan(plans, bench, console)
+        print_plan(plans, bench, suite_obj, console)
         return Manifest(suite_obj.name, bench.name, seed, bench.name, [])
 
-    _check_image_sizes(bench, plans)
-    run = RunDir(out)
-    samples_of = {None: bench.samples, **bench.domains}
+    if any(s.splits for s in suite_obj.flatten()) and not bench.domains:
+        notes.append(f"natural domain splits skipped: benchmark {bench.name} has no second visual domain "
+                     "(attach one with --domain NAME=SPEC)")
+    _check_image_sizes(plans, samples_of)
 
-    # Languages: benchmark translations, else a translator, else skip (with a note).
-    langs = sorted({p.language for p in plans if p.language != ENGLISH})
-    missing = {lang: [s for d in {p.domain for p in plans if p.language == lang}
-                      for s in samples_of[d] if lang not in s.translations] for lang in langs}
-    machine: dict[tuple, str] = {}
-    if any(missing.values()):
-        if translator:
-            tr = Translator(translator)
-            for lang, samples in missing.items():
-                texts = sorted({s.text for s in samples})
-                machine.update({(lang, t): o for t, o in zip(texts, tr(texts, lang))})
-        else:
-            skipped = sorted(lang for lang, samples in missing.items() if samples)
-            notes.append(f"languages skipped (no translations in the benchmark and no --translator): "
-                         f"{', '.join(skipped)}")
-            plans = [p for p in plans if p.language not in skipped]
+    run = RunDir(out)
+    # Languages: the benchmark's translations, else the translator, else skipped (with a note).
+    plans, machine, provenance, cache = _languages(plans, samples_of, translator, run, notes)
     for n in notes:
         say(f"note: {n}")
 
-    # Natural-domain splits.
-    splits: dict[str, dict] = {}
-    for domain in sorted({p.domain for p in plans if p.domain}):
-        from emidbench.shift.split import natural_split
+    # From here on, files change: the manifest goes first (its presence means "finished").
+    run.shifts.mkdir(parents=True, exist_ok=True)
+    run.manifest_path.unlink(missing_ok=True)
+    if cache is not None:
+        atomic_write_json(run.shifts / TRANSLATIONS, cache)
 
-        splits[domain] = natural_split(bench.samples, bench.domains[domain], split_embedder)
-
-    # Every distinct corruption job, computed once.
-    jobs: dict[tuple, tuple] = {}
-    for p in plans:
-        if p.visual:
-            for s in samples_of[p.domain]:
-                key = (_hash(s.image), p.visual.name, p.visual.severity)
-                jobs.setdefault(key, (s.image, p.visual.name, p.visual.severity, derive_seed(seed, *key)))
-
+    splits = {d: _split(bench, d, split_embedder) for d in sorted({p.domain for p in plans if p.domain})}
     progress = _Progress(run)
-    fingerprints = {p.name: _fingerprint(p, samples_of, splits, machine, seed) for p in plans}
+    selected = {p.name: _select(samples_of[p.domain], splits.get(p.domain), p.split) for p in plans}
+    fingerprints = {p.name: _fingerprint(p, selected[p.name], machine, seed) for p in plans}
     todo = [p for p in plans if not progress.is_done(p.name, fingerprints[p.name], run)]
-    needed = {(_hash(s.image), p.visual.name, p.visual.severity) for p in todo if p.visual
-              for s in samples_of[p.domain]}
-    stored = _compute_images({k: v for k, v in jobs.items() if k in needed}, run, workers, console)
+
+    # Distinct image jobs of the scenarios still to write, minus those stored by an earlier run.
+    index = _ImageIndex(run)
+    sources: dict[str, bytes] = {}
+    job_of: dict[tuple, ImageJob] = {}
+    missing: dict[str, list[ImageJob]] = {}
+    for p in todo:
+        if p.visual is None:
+            continue
+        for s in selected[p.name]:
+            h = content_hash(s.image)
+            job = ImageJob(h, p.visual.name, p.visual.severity, derive_seed(seed, h, p.visual.name, p.visual.severity))
+            if (h, p.visual.name, p.visual.severity) in job_of:
+                continue
+            job_of[(h, p.visual.name, p.visual.severity)] = job
+            if index.stored(job) is None:
+                sources[h] = s.image
+                missing.setdefault(h, []).append(job)
+
+    work = _ImageWork(run, index, missing, sources, workers, console)
+    try:
+        work.start()  # with workers > 1, the pool runs while the questions are made below
+        questions = {p.name: _questions(p, selected[p.name], seed, machine) for p in todo}
+        work.finish()
+    finally:
+        index.close()
+
     originals: dict[str, str] = {}
+    for p in todo:
+        records = []
+        for s, text in zip(selected[p.name], questions[p.name][0]):
+            h = content_hash(s.image)
+            if p.visual is not None:
+                image = index.done[job_of[(h, p.visual.name, p.visual.severity)].key]
+            else:
+                if h not in originals:
+                    originals[h] = run.put_image(s.image, image_format(s.image))
+                image = originals[h]
+            rec = {"question_id": s.question_id, "image": image, "text": text, "category": s.category,
+                   "reference": s.reference}
+            if s.context is not None:
+                rec["context"] = s.context
+            records.append(rec)
+        run.write_scenario(p.name, records)
+        progress.mark(p.name, fingerprints[p.name], run, questions[p.name][1])
 
     entries = []
+    has_natural = any(p.family == "natural" for p in plans)
     for p in plans:
-        samples = _select(samples_of[p.domain], splits.get(p.domain), p.split)
-        fp = fingerprints[p.name]
-        passed: list = []
-        if p in todo:
-            records = []
-            for s in samples:
-                h = _hash(s.image)
-                if p.visual:
-                    image = stored[(h, p.visual.name, p.visual.severity)]
-                else:
-                    if h not in originals:
-                        originals[h] = run.put_image(s.image, image_format(s.image))
-                    image = originals[h]
-                text = _question(s, p, seed, machine, passed)
-                rec = {"question_id": s.question_id, "image": image, "text": text, "category": s.category,
-                       "reference": s.reference}
-                if s.context is not None:
-                    rec["context"] = s.context
-                records.append(rec)
-            run.write_scenario(p.name, records)
-            progress.mark(p.name, fp, passed)
-        extra = {**p.extra(), **({"passed_through": progress.passed(p.name)} if progress.passed(p.name) else {})}
-        if p.name == bench.name and any(q.family == "natural" for q in plans):
+        extra = {**p.extra(), "fingerprint": fingerprints[p.name]}
+        passed = progress.passed(p.name)
+        if passed:
+            extra["passed_through"] = passed
+        if p.language != ENGLISH:
+            extra["translation"] = provenance[p.language]
+        if p.family == "id" and has_natural:
             extra["alias"] = f"{bench.name}_{ENGLISH}"
-        entries.append(ScenarioEntry(p.name, p.family, p.modality, p.visual, p.text, len(samples),
-                                     f"{p.name}.jsonl", extra))
-
-    manifest = Manifest(suite_obj.name, bench.name, seed, bench.name, entries,
-                        extra={"source": bench.source, "limit": limit, "notes": notes,
-                               "splits": splits, "translator": translator,
-                               "domains": sorted(bench.domains)})
+        entries.append(ScenarioEntry(p.name, p.family, p.modality, p.visual, p.text, len(selected[p.name]),
+                                     run.scenario_path(p.name).name, extra))
+    manifest = Manifest(suite_obj.name, bench.name, seed, bench.name, entries, extra={
+        "source": bench.source, "limit": limit, "notes": notes, "splits": splits,
+        "translator": translator, "translations": provenance, "domains": sorted(bench.domains),
+        "aliases": {f"{bench.name}_{ENGLISH}": bench.name} if has_natural else {},
+        "image_encoder": PNG_ENCODER,
+        "seeds": "image: sha256(seed, image sha256, corruption, severity); text: sha256(seed, scenario, question_id)",
+    })
     run.write_manifest(manifest)
-    say(f"shift: {len(plans)} scenarios ({len(plans) - len(todo)} already done), "
-        f"{len(needed)} distinct corrupted images")
+    if console is not None:
+        say(f"shift: {len(plans)} scenarios ({len(plans) - len(todo)} already done), "
+            f"{work.total} corrupted images computed ({len(job_of) - work.total} reused from an earlier run)")
     return manifest
 
 
-def _has_splits(suite) -> bool:
-    return bool(suite.splits) or any(_has_splits(p) for p in suite.parts)
+# --------------------------------------------------------------------------- questions
+
+def _questions(p: ScenarioPlan, samples: list[Sample], seed: int, machine: dict) -> tuple[list[str], list]:
+    """The scenario's question texts, and the question_ids its text shift passed through."""
+    texts, passed = [], []
+    for s in samples:
+        text = s.text
+        if p.language != ENGLISH:
+            text = (s.translations.get(p.language) or machine[(p.language, s.text)]) + SUFFIX
+        if p.text is not None:
+            from emidbench.shift.text import perturb_text
+
+            out = perturb_text(text, p.text.name, p.text.severity, derive_seed(seed, p.name, s.question_id))
+            if out.note:
+                passed.append(s.question_id)
+            text = out.text
+        texts.append(text)
+    return texts, passed
 
 
-def _question(s: Sample, p: ScenarioPlan, seed: int, machine: dict, passed: list) -> str:
-    text = s.text
-    if p.language != ENGLISH:
-        text = (s.translations.get(p.language) or machine[(p.language, s.text)]) + SUFFIX
-    if p.text:
-        from emidbench.shift.text import perturb_text
+def _languages(plans, samples_of, translator, run: RunDir, notes: list):
+    """Drop the languages nothing can provide (noted); machine-translate what the benchmark
+    lacks. -> (plans, {(language, English text): translation}, {language: provenance},
+    the updated translation cache or None)."""
+    langs = sorted({p.language for p in plans if p.language != ENGLISH})
+    need: dict[str, list[str]] = {}
+    partly: set = set()  # languages the benchmark translates for some questions only
+    for lang in langs:
+        samples = [s for d in sorted({p.domain for p in plans if p.language == lang}, key=str) for s in samples_of[d]]
+        texts = {s.text for s in samples if not s.translations.get(lang)}
+        if texts:
+            need[lang] = sorted(texts)
+            if any(s.translations.get(lang) for s in samples):
+                partly.add(lang)
+    models = parse_translator(translator)
+    provenance = {lang: "benchmark" for lang in langs if lang not in need}
+    skipped = [lang for lang in need if not models or (None not in models and lang not in models)]
+    if skipped:
+        why = "no --translator" if not models else "no --translator model for them"
+        notes.append(f"languages skipped (the benchmark has no translations for some of their questions, "
+                     f"{why}): {', '.join(skipped)}")
+        plans = [p for p in plans if p.language not in skipped]
+    for lang in [m for m in models if m is not None and m not in langs]:
+        notes.append(f"--translator model for {lang} unused: the suite has no {lang} scenarios")
+    machine: dict[tuple, str] = {}
+    wanted = {lang: texts for lang, texts in need.items() if lang not in skipped}
+    if not wanted:
+        return plans, machine, provenance, None
+    cache = _load_translations(run)
+    changed = False
+    by_model: dict[str, list[str]] = {}
+    for lang in wanted:
+        by_model.setdefault(models.get(lang, models.get(None)), []).append(lang)
+    for model_id, model_langs in by_model.items():
+        done = cache.get(model_id, {})
+        todo = {lang: [t for t in wanted[lang] if t not in done.get(lang, {})] for lang in model_langs}
+        tr = None
+        if any(todo.values()):
+            tr = Translator(model_id)
+            tr.check_languages(model_langs)
+        for lang in model_langs:
+            got = dict(done.get(lang, {}))
+            if todo[lang]:
+                got.update(zip(todo[lang], tr(todo[lang], lang)))
+                cache.setdefault(model_id, {})[lang] = got
+                changed = True
+            machine.update({(lang, t): got[t] for t in wanted[lang]})
+            provenance[lang] = (f"benchmark + translator:{model_id} (for {len(wanted[lang])} questions)"
+                                if lang in partly else f"translator:{model_id}")
+    return plans, machine, provenance, cache if changed else None
 
-        out = perturb_text(text, p.text.name, p.text.severity, derive_seed(seed, p.name, s.question_id))
-        if out.note:
-            passed.append(s.question_id)
-        text = out.text
-    return text
+
+def _load_translations(run: RunDir) -> dict:
+    path = run.shifts / TRANSLATIONS
+    try:
+        data = read_json(path) if path.exists() else {}
+    except UserError:
+        return {}  # a damaged cache is only a cache
+    return data if isinstance(data, dict) else {}
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _split(bench: Benchmark, domain: str, embedder) -> dict:
+    from emidbench.shift.split import natural_split
+
+    return natural_split(bench.samples, bench.domains[domain], embedder)
 
 
 def _select(samples: list[Sample], split: dict | None, which: str | None) -> list[Sample]:
@@ -182,93 +435,85 @@ def _select(samples: list[Sample], split: dict | None, which: str | None) -> lis
     return [s for s in samples if s.question_id in keep]
 
 
-def _hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _fingerprint(p: ScenarioPlan, samples: list[Sample], machine: dict, seed: int) -> str:
+    """sha256 of everything the scenario's file is made from."""
+    parts = [[p.name, p.family, p.visual and p.visual.to_json(), p.text and p.text.to_json(), p.domain, p.language,
+              p.split, seed, PNG_ENCODER if p.visual else None]]
+    for s in samples:
+        parts.append([s.question_id, content_hash(s.image), s.text, s.reference, s.category, s.context,
+                      s.translations.get(p.language), machine.get((p.language, s.text))])
+    return content_hash(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"))
 
 
-def _fingerprint(p: ScenarioPlan, samples_of: dict, splits: dict, machine: dict, seed: int) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps([p.name, p.family, str(p.visual), str(p.text), p.domain, p.language, p.split, seed],
-                        sort_keys=True).encode())
-    for s in _select(samples_of[p.domain], splits.get(p.domain), p.split):
-        h.update(json.dumps([s.question_id, _hash(s.image), s.text, s.reference, s.category, s.context,
-                             s.translations.get(p.language), machine.get((p.language, s.text))]).encode())
-    return h.hexdigest()
-
-
-def _compute_images(jobs: dict, run: RunDir, workers: int, console) -> dict:
-    """Corrupt each distinct (image, corruption, severity) once; store; key -> image name."""
-    keys = sorted(jobs)
-    out: dict = {}
-    if not keys:
-        return out
-    progress = None
-    if console is not None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), console=console, transient=True)
-        task = progress.add_task("corrupting images", total=len(keys))
-        progress.start()
-    try:
-        if workers > 1:
-            import multiprocessing as mp
-
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-                results = pool.map(_corrupt_job, (jobs[k] for k in keys), chunksize=4)
-                for key, png in zip(keys, results):
-                    out[key] = run.put_image(png, "png")
-                    if progress:
-                        progress.advance(task)
-        else:
-            for key in keys:
-                out[key] = run.put_image(_corrupt_job(jobs[key]), "png")
-                if progress:
-                    progress.advance(task)
-    finally:
-        if progress:
-            progress.stop()
-    return out
-
-
-def _check_image_sizes(bench: Benchmark, plans: list[ScenarioPlan]) -> None:
+def _check_image_sizes(plans: list[ScenarioPlan], samples_of: dict) -> None:
     """Refuse images a corruption cannot take, before any work starts."""
-    domains = {p.domain for p in plans if p.visual}
-    for d in domains:
-        for s in ([*bench.samples] if d is None else bench.domains[d]):
-            w, h = Image.open(io.BytesIO(s.image)).size
-            if min(w, h) < MIN_SIDE:
-                raise UserError(f"sample {s.question_id} ({s.image_name}): image is {w}x{h} px; image corruptions "
-                                f"need at least {MIN_SIDE} px on each side")
+    seen: set = set()
+    for d in sorted({p.domain for p in plans if p.visual is not None}, key=str):
+        for s in samples_of[d]:
+            h = content_hash(s.image)
+            if h in seen:
+                continue
+            seen.add(h)
+            try:
+                w, hgt = Image.open(io.BytesIO(s.image)).size
+            except Exception:
+                s.open_image()  # raises the loader's clear UserError
+                raise
+            if min(w, hgt) < MIN_SIDE:
+                raise UserError(f"sample {s.question_id} ({s.image_name}): image is {w}x{hgt} px; image corruptions "
+                                f"need at least {MIN_SIDE} px on each side (resize the benchmark's images, or use a "
+                                "suite without visual shifts)")
 
 
 class _Progress:
-    """RUN/shifts/.progress.json: scenario -> fingerprint of the inputs its file was made from."""
+    """RUN/shifts/.progress.json: scenario -> fingerprint of its inputs, sha256 of its file,
+    question_ids its text shift passed through."""
 
     def __init__(self, run: RunDir):
-        self.path = run.shifts / ".progress.json"
-        self.data = read_json(self.path) if self.path.exists() else {}
+        self.path = run.shifts / PROGRESS
+        try:
+            data = read_json(self.path) if self.path.exists() else {}
+        except UserError:
+            data = {}  # damaged bookkeeping: redo everything rather than trust it
+        self.data = data if isinstance(data, dict) else {}
 
     def is_done(self, name: str, fp: str, run: RunDir) -> bool:
-        return self.data.get(name, {}).get("fingerprint") == fp and run.scenario_path(name).is_file()
+        rec = self.data.get(name) or {}
+        path = run.scenario_path(name)
+        return rec.get("fingerprint") == fp and path.is_file() and content_hash(path.read_bytes()) == rec.get("file")
 
     def passed(self, name: str) -> list:
-        return self.data.get(name, {}).get("passed_through", [])
+        return (self.data.get(name) or {}).get("passed_through", [])
 
-    def mark(self, name: str, fp: str, passed: list) -> None:
-        self.data[name] = {"fingerprint": fp, "passed_through": passed}
+    def mark(self, name: str, fp: str, run: RunDir, passed: list) -> None:
+        self.data[name] = {"fingerprint": fp, "file": content_hash(run.scenario_path(name).read_bytes()),
+                           "passed_through": passed}
         atomic_write_json(self.path, self.data)
 
 
-def _print_plan(plans: list[ScenarioPlan], bench: Benchmark, console) -> None:
+def scenario_sizes(plans: list[ScenarioPlan], bench: Benchmark) -> dict[str, int]:
+    """Questions per scenario, without computing the natural split (halves of a domain)."""
+    out = {}
+    for p in plans:
+        n = len(bench.samples if p.domain is None else bench.domains[p.domain])
+        out[p.name] = {"easy": n // 2, "hard": n - n // 2}.get(p.split, n)
+    return out
+
+
+def print_plan(plans: list[ScenarioPlan], bench: Benchmark, suite: Suite, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{len(plans)} scenarios on {bench.name}")
-    for col in ("scenario", "family", "modality", "visual", "text", "domain/split"):
-        table.add_column(col)
+    sizes = scenario_sizes(plans, bench)
+    distinct = {(content_hash(s.image), p.visual.name, p.visual.severity) for p in plans if p.visual
+                for s in (bench.samples if p.domain is None else bench.domains[p.domain])}
+    table = Table(title=f"suite {suite.name} on {bench.name}: {len(plans)} scenarios "
+                        f"({len(plans) - 1} shifts + the ID set), {len(distinct)} distinct corrupted images")
+    for col in ("scenario", "family", "modality", "visual", "text", "language", "domain / split", "n"):
+        table.add_column(col, justify="right" if col == "n" else "left")
     for p in plans:
         table.add_row(p.name, p.family, p.modality, f"{p.visual.name} {p.visual.severity}" if p.visual else "",
-                      f"{p.text.name} {p.text.severity}" if p.text else (p.language if p.language != ENGLISH else ""),
-                      f"{p.domain} {p.split}" if p.domain else "")
+                      f"{p.text.name} {p.text.severity}" if p.text else "",
+                      p.language if (p.family == "natural" or p.language != ENGLISH) else "",
+                      f"{p.domain} / {p.split}" if p.domain else "", str(sizes[p.name]))
     (console or Console()).print(table)

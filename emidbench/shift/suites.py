@@ -1,27 +1,36 @@
 """Shift suites: YAML files (shifts/*.yaml, or the user's own) -> a list of scenarios.
 
-A suite has any of:
+A suite has any of these keys (all optional):
 
     description: one line for `emidbench list`
-    include: [other-suite, ...]          # their scenarios, the ID set once
+    include: [other-suite, ...]          # built-in names or paths (relative to this file);
+                                         #   their scenarios, the ID set once
     synthetic:                           # shifts of the ID set
-      grid: full | separate              # full: every visual x every text shift (+ each
-                                         #   alone); separate: each shift alone
-      visual: [{name: frost, severities: [1, 3, 5]}, ...]
-      text:   [{name: sr, severities: [4, 7]}, ...]
-    natural:                             # languages and a second visual domain
-      languages: [English, German, ...]
-      splits: [easy, normal, hard]
+      grid: full | separate              # full (default): every visual shift, every text
+                                         #   shift, and every visual x text pair;
+                                         #   separate: each shift alone, no pairs
+      visual: [{name: frost, severities: [1, 3, 5]}, ...]   # a CORRUPTIONS name, 1..5
+      text:   [{name: sr, severities: [4, 7]}, ...]         # a PERTURBATIONS name
+    natural:                             # languages and second visual domains
+      languages: [English, German, ...]  # the ID set in each non-English language
+      splits: [easy, normal, hard]       # each second domain, split, x each language
     scenarios:                           # explicit ones (family "custom")
-      - {visual: {name: fog, severity: 2}, text: {name: ocr, severity: 1}}
+      - {name: my_name, visual: {name: fog, severity: 2}, text: {name: ocr, severity: 1}}
 
-Names follow the paper's released datasets: <id>[_<visual>_<k>][_<text>_<k>] for
-synthetic shifts, <id>_<Language> and <domain>_<split>_<Language> for natural ones.
+Names follow the paper's released datasets: <id>[_<corruption>_<k>][_<perturbation>_<k>]
+for synthetic shifts (`llava_bench_coco_defocus_blur_5_KeyboardAug_3`), <id>_<Language>
+and <domain>_<split>_<Language> for natural ones (`llava_bench_in_the_wild_hard_Korean`).
+The ID set is always the first scenario and appears once; the natural family's name for
+it, <id>_English, is recorded in the manifest as an alias.
+
+Errors name the file and line: `mine.yaml:4: unknown key 'synthetic.visual[1].severites'
+(did you mean 'synthetic.visual[1].severities'?)`.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +43,12 @@ TOP_KEYS = {"description", "include", "synthetic", "natural", "scenarios"}
 SYNTHETIC_KEYS = {"grid", "visual", "text"}
 SHIFT_KEYS = {"name", "severities"}
 NATURAL_KEYS = {"languages", "splits"}
-SCENARIO_KEYS = {"visual", "text", "name"}
+SCENARIO_KEYS = {"name", "visual", "text"}
 SPEC_KEYS = {"name", "severity"}
 SPLITS = ("easy", "normal", "hard")
+GRIDS = ("full", "separate")
 ENGLISH = "English"
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
 @dataclass(frozen=True)
@@ -62,119 +73,247 @@ class ScenarioPlan:
             out.update(domain=self.domain, language=self.language, split=self.split)
         return out
 
+    def same_work(self, other: "ScenarioPlan") -> bool:
+        return (self.visual, self.text, self.domain, self.language, self.split) == \
+            (other.visual, other.text, other.domain, other.language, other.split)
+
 
 @dataclass
 class Suite:
     name: str
+    path: str = ""
     description: str = ""
     visual: list = field(default_factory=list)  # [(name, severity)]
     text: list = field(default_factory=list)
     grid: str = "full"
     languages: list = field(default_factory=list)
     splits: list = field(default_factory=list)
-    custom: list = field(default_factory=list)  # [(name, visual ShiftSpec, text ShiftSpec)]
+    custom: list = field(default_factory=list)  # [(name | None, visual ShiftSpec, text ShiftSpec, where)]
     parts: list = field(default_factory=list)  # included suites
 
+    def flatten(self) -> list["Suite"]:
+        out: list = []
+        for part in self.parts:
+            out += part.flatten()
+        return out + [self]
+
+    @property
+    def has_natural(self) -> bool:
+        return any(s.languages or s.splits for s in self.flatten())
+
+
+# --------------------------------------------------------------------------- finding suites
 
 def suites_dir() -> Path:
-    """The repository's shifts/ or, in a wheel, emidbench/_shifts."""
-    here = Path(__file__).resolve().parent.parent
-    for cand in (here.parent / "shifts", here / "_shifts"):
+    """The repository's top-level shifts/ (a source checkout) or, in a wheel, emidbench/_shifts."""
+    package = Path(__file__).resolve().parent.parent
+    for cand in (package.parent / "shifts", package / "_shifts"):
         if cand.is_dir():
             return cand
-    return here.parent / "shifts"
+    return package.parent / "shifts"
 
 
 def list_suites() -> dict[str, str]:
+    """Built-in suite name -> description, for `emidbench list`."""
     return {p.stem: load_suite(p.stem).description for p in sorted(suites_dir().glob("*.yaml"))}
 
 
-def load_suite(spec: str | Path, _seen: tuple = ()) -> Suite:
+def _locate(spec: str | Path, relative_to: Path | None) -> tuple[Path, str]:
+    """(file, how to name it in messages)."""
     path = Path(spec)
-    if not (path.suffix in (".yaml", ".yml") and path.exists()):
-        path = suites_dir() / f"{spec}.yaml"
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_absolute() and relative_to is not None and (relative_to / path).is_file():
+            path = relative_to / path
         if not path.is_file():
-            known = ", ".join(p.stem for p in sorted(suites_dir().glob("*.yaml")))
-            raise UserError(f"unknown suite {str(spec)!r} (built in: {known}; or pass a YAML file)")
-    if path.resolve() in _seen:
-        raise UserError(f"{path}: includes itself")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise UserError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML ({getattr(e, 'problem', e)})") from None
-    where = str(path)
-    _keys(data, TOP_KEYS, where, "")
-    suite = Suite(name=path.stem, description=str(data.get("description", "")))
-    for inc in data.get("include") or []:
-        suite.parts.append(load_suite(inc, _seen + (path.resolve(),)))
-    syn = data.get("synthetic")
-    if syn is not None:
-        _keys(syn, SYNTHETIC_KEYS, where, "synthetic.")
-        suite.grid = syn.get("grid", "full")
-        if suite.grid not in ("full", "separate"):
-            raise UserError(f"{where}: synthetic.grid must be 'full' or 'separate', not {suite.grid!r}")
-        suite.visual = _shift_list(syn.get("visual") or [], where, "visual")
-        suite.text = _shift_list(syn.get("text") or [], where, "text")
-    nat = data.get("natural")
-    if nat is not None:
-        _keys(nat, NATURAL_KEYS, where, "natural.")
-        suite.languages = [str(x) for x in nat.get("languages") or [ENGLISH]]
-        suite.splits = [str(x) for x in nat.get("splits") or []]
-        for s in suite.splits:
-            if s not in SPLITS:
-                raise UserError(f"{where}: unknown split {s!r} (use {', '.join(SPLITS)})")
-    for i, sc in enumerate(data.get("scenarios") or [], start=1):
-        _keys(sc, SCENARIO_KEYS, where, f"scenarios[{i}].")
-        v = _spec(sc.get("visual"), where, f"scenarios[{i}].visual", "visual")
-        t = _spec(sc.get("text"), where, f"scenarios[{i}].text", "text")
-        if v is None and t is None:
-            raise UserError(f"{where}: scenario {i} has neither a visual nor a text shift")
-        suite.custom.append((sc.get("name"), v, t))
-    return suite
+            raise UserError(f"suite file {str(spec)!r} not found")
+        return path, str(spec)
+    builtin = suites_dir() / f"{spec}.yaml"
+    if not builtin.is_file():
+        known = ", ".join(p.stem for p in sorted(suites_dir().glob("*.yaml")))
+        raise UserError(f"unknown suite {str(spec)!r} (built in: {known}; or pass a .yaml file)")
+    return builtin, f"shifts/{spec}.yaml"
 
 
-def _keys(d, allowed: set, where: str, prefix: str) -> None:
-    if not isinstance(d, dict):
-        raise UserError(f"{where}: '{prefix.rstrip('.') or 'the suite'}' must be a mapping")
-    for k in d:
-        if k not in allowed:
-            near = difflib.get_close_matches(str(k), sorted(allowed), n=1)
-            hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
-            raise UserError(f"{where}: unknown key '{prefix}{k}'{hint}")
+# --------------------------------------------------------------------------- YAML with lines
+
+class _Map(dict):
+    line = 0
+    key_lines: dict
 
 
-def _check(kind: str, name: str, severity, where: str) -> int:
-    from emidbench.shift.text import check_perturbation
-    from emidbench.shift.visual import check_corruption
-
-    if not isinstance(severity, int) or isinstance(severity, bool):
-        raise UserError(f"{where}: {kind} shift {name}: severity must be an integer, not {severity!r}")
-    try:
-        (check_corruption if kind == "visual" else check_perturbation)(name, severity)
-    except UserError as e:
-        raise UserError(f"{where}: {e}") from None
-    return severity
+class _List(list):
+    line = 0
 
 
-def _shift_list(items, where: str, kind: str) -> list[tuple[str, int]]:
-    out = []
-    for i, item in enumerate(items, start=1):
-        _keys(item, SHIFT_KEYS, where, f"synthetic.{kind}[{i}].")
-        if "name" not in item:
-            raise UserError(f"{where}: synthetic.{kind}[{i}] has no name")
-        for sev in item.get("severities") or []:
-            out.append((str(item["name"]), _check(kind, str(item["name"]), sev, where)))
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader whose mappings and lists remember their (1-based) lines."""
+
+
+def _construct_map(loader, node):
+    loader.flatten_mapping(node)
+    out = _Map()
+    out.line = node.start_mark.line + 1
+    out.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in out:
+            raise UserError(f"{loader.where}:{key_node.start_mark.line + 1}: key {key!r} appears twice")
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.key_lines[key] = key_node.start_mark.line + 1
     return out
 
 
-def _spec(d, where: str, label: str, kind: str) -> ShiftSpec | None:
-    if d is None:
-        return None
-    _keys(d, SPEC_KEYS, where, f"{label}.")
-    if "name" not in d or "severity" not in d:
-        raise UserError(f"{where}: {label} needs name and severity")
-    return ShiftSpec(str(d["name"]), _check(kind, str(d["name"]), d["severity"], where))
+def _construct_list(loader, node):
+    out = _List(loader.construct_object(n, deep=True) for n in node.value)
+    out.line = node.start_mark.line + 1
+    return out
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_list)
+
+
+def _read_yaml(path: Path, where: str):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{where}: cannot read ({e})") from None
+    loader = _LineLoader(text)
+    loader.where = where
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise UserError(f"{where}{f':{mark.line + 1}' if mark else ''}: not valid YAML "
+                        f"({getattr(e, 'problem', None) or e})") from None
+    finally:
+        loader.dispose()
+
+
+# --------------------------------------------------------------------------- loading
+
+def load_suite(spec: str | Path, _seen: tuple = (), _relative_to: Path | None = None) -> Suite:
+    """A built-in suite name (shifts/NAME.yaml) or a path to a YAML file, validated."""
+    path, where = _locate(spec, _relative_to)
+    if path.resolve() in _seen:
+        raise UserError(f"{where}: includes itself (through {' -> '.join(p.stem for p in _seen)})")
+    data = _read_yaml(path, where)
+    if data is None:
+        data = _Map()
+    v = _Validator(where)
+    v.keys(data, TOP_KEYS, "")
+    suite = Suite(name=path.stem, path=str(path), description=str(data.get("description") or ""))
+    for inc in v.list_of(data, "include", str, ""):
+        suite.parts.append(load_suite(inc, _seen + (path.resolve(),), path.parent))
+    syn = data.get("synthetic")
+    if syn is not None:
+        v.keys(syn, SYNTHETIC_KEYS, "synthetic.", data, "synthetic")
+        suite.grid = syn.get("grid", "full")
+        if suite.grid not in GRIDS:
+            raise v.error(syn, "grid", f"synthetic.grid must be one of {', '.join(GRIDS)}, not {suite.grid!r}")
+        suite.visual = v.shift_list(syn, "visual")
+        suite.text = v.shift_list(syn, "text")
+    nat = data.get("natural")
+    if nat is not None:
+        v.keys(nat, NATURAL_KEYS, "natural.", data, "natural")
+        suite.languages = v.list_of(nat, "languages", str, "natural.") or [ENGLISH]
+        for lang in suite.languages:
+            if not re.fullmatch(r"[A-Z][A-Za-z ]*", lang):
+                raise v.error(nat, "languages", f"natural.languages: {lang!r} is not a language name "
+                                                f"(capitalised English name, e.g. German)")
+        suite.splits = v.list_of(nat, "splits", str, "natural.")
+        for s in suite.splits:
+            if s not in SPLITS:
+                raise v.error(nat, "splits", f"unknown split {s!r} (use {', '.join(SPLITS)})")
+    for i, sc in enumerate(v.list_of(data, "scenarios", dict, ""), start=1):
+        label = f"scenarios[{i}]"
+        v.keys(sc, SCENARIO_KEYS, f"{label}.", data, "scenarios")
+        name = sc.get("name")
+        if name is not None and not (isinstance(name, str) and NAME_RE.fullmatch(name)):
+            raise v.error(sc, "name", f"{label}.name {name!r}: use letters, digits and _ . + - only")
+        vis = v.spec(sc, "visual", label)
+        txt = v.spec(sc, "text", label)
+        if vis is None and txt is None:
+            raise v.error(sc, None, f"{label} has neither a visual nor a text shift")
+        suite.custom.append((name, vis, txt, f"{where}:{sc.line}"))
+    return suite
+
+
+class _Validator:
+    def __init__(self, where: str):
+        self.where = where
+
+    def error(self, node, key, message: str) -> UserError:
+        line = None
+        if isinstance(node, _Map):
+            line = node.key_lines.get(key, node.line) if key is not None else node.line
+        elif isinstance(node, _List):
+            line = node.line
+        return UserError(f"{self.where}{f':{line}' if line else ''}: {message}")
+
+    def keys(self, d, allowed: set, prefix: str, parent=None, parent_key=None) -> None:
+        if not isinstance(d, dict):
+            what = prefix.rstrip(".") or "the suite"
+            raise self.error(parent, parent_key, f"'{what}' must be a mapping (key: value), "
+                                                 f"not {type(d).__name__}")
+        for k in d:
+            if k not in allowed:
+                near = difflib.get_close_matches(str(k), sorted(allowed), n=1)
+                hint = f" (did you mean '{prefix}{near[0]}'?)" if near else \
+                    f" (allowed: {', '.join(sorted(allowed))})"
+                raise self.error(d, k, f"unknown key '{prefix}{k}'{hint}")
+
+    def list_of(self, d, key: str, kind: type, prefix: str) -> list:
+        items = d.get(key)
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            raise self.error(d, key, f"'{prefix}{key}' must be a list, not {items!r}")
+        for item in items:
+            if not isinstance(item, kind) or isinstance(item, bool):
+                raise self.error(items, None, f"'{prefix}{key}': {item!r} is not a {kind.__name__}")
+        return list(items)
+
+    def severity(self, kind: str, name: str, severity, node, key) -> int:
+        from emidbench.shift.visual import check_corruption
+
+        if not isinstance(severity, int) or isinstance(severity, bool):
+            raise self.error(node, key, f"{kind} shift {name}: severity must be an integer, not {severity!r}")
+        try:
+            if kind == "visual":
+                check_corruption(name, severity)
+            else:
+                from emidbench.shift.text import check_perturbation
+
+                check_perturbation(name, severity)
+        except UserError as e:
+            raise self.error(node, key, str(e)) from None
+        return severity
+
+    def shift_list(self, syn, kind: str) -> list[tuple[str, int]]:
+        out = []
+        for i, item in enumerate(self.list_of(syn, kind, dict, "synthetic."), start=1):
+            label = f"synthetic.{kind}[{i}]"
+            self.keys(item, SHIFT_KEYS, f"{label}.", syn, kind)
+            name = item.get("name")
+            if not isinstance(name, str):
+                raise self.error(item, "name" if "name" in item else None, f"{label} needs a name")
+            sevs = self.list_of(item, "severities", int, f"{label}.")
+            if not sevs:
+                raise self.error(item, "severities" if "severities" in item else None,
+                                 f"{label} ({name}) needs a non-empty list of severities")
+            for sev in sevs:
+                out.append((name, self.severity(kind, name, sev, item, "severities")))
+        return out
+
+    def spec(self, sc, kind: str, label: str) -> ShiftSpec | None:
+        d = sc.get(kind)
+        if d is None:
+            return None
+        self.keys(d, SPEC_KEYS, f"{label}.{kind}.", sc, kind)
+        if not isinstance(d.get("name"), str) or "severity" not in d:
+            raise self.error(d, None, f"{label}.{kind} needs a name and a severity")
+        return ShiftSpec(d["name"], self.severity(kind, d["name"], d["severity"], d, "severity"))
 
 
 # --------------------------------------------------------------------------- planning
@@ -188,41 +327,45 @@ def synthetic_name(base: str, visual: ShiftSpec | None, text: ShiftSpec | None) 
     return name
 
 
-def plan_scenarios(suite: Suite, id_name: str, domains: list[str]) -> list[ScenarioPlan]:
-    """Every scenario of the suite on a benchmark whose ID set is `id_name` and whose second
-    visual domains are `domains`; the ID set first and once."""
+def plan_scenarios(benchmark, suite, domains: list[str] | None = None) -> list[ScenarioPlan]:
+    """Every scenario of `suite` on `benchmark`, the ID set first and once.
+
+    `plan_scenarios(benchmark, "paper-61")`: a Benchmark and a suite name, path or Suite.
+    Also `plan_scenarios(suite, id_name, domains)` (a Suite, the ID set's name and the
+    second visual domains' names), for planning without a benchmark at hand.
+    """
+    if isinstance(benchmark, Suite):
+        suite_obj, id_name, domain_names = benchmark, str(suite), list(domains or [])
+    else:
+        suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
+        id_name, domain_names = benchmark.name, sorted(benchmark.domains)
     plans = [ScenarioPlan(id_name, "id")]
-    seen = {id_name}
+    by_name = {id_name: plans[0]}
 
-    def add(p: ScenarioPlan) -> None:
-        if p.name not in seen:
-            seen.add(p.name)
+    def add(p: ScenarioPlan, where: str) -> None:
+        old = by_name.get(p.name)
+        if old is None:
+            by_name[p.name] = p
             plans.append(p)
+        elif not old.same_work(p):
+            raise UserError(f"{where}: scenario name {p.name!r} is used for two different shifts")
 
-    for s in _flatten(suite):
+    for s in suite_obj.flatten():
         visual = [None] + [ShiftSpec(n, k) for n, k in s.visual]
         text = [None] + [ShiftSpec(n, k) for n, k in s.text]
         for v in visual:
             for t in text:
                 if (v is None and t is None) or (s.grid == "separate" and v is not None and t is not None):
                     continue
-                add(ScenarioPlan(synthetic_name(id_name, v, t), "synthetic", v, t))
-        if s.languages:
-            for lang in s.languages:
-                if lang != ENGLISH:
-                    add(ScenarioPlan(f"{id_name}_{lang}", "natural", language=lang))
-            for domain in domains:
-                for split in s.splits:
-                    for lang in s.languages:
-                        add(ScenarioPlan(f"{domain}_{split}_{lang}", "natural", domain=domain, language=lang,
-                                         split=split))
-        for name, v, t in s.custom:
-            add(ScenarioPlan(name or synthetic_name(id_name, v, t), "custom", v, t))
+                add(ScenarioPlan(synthetic_name(id_name, v, t), "synthetic", v, t), s.path)
+        for lang in s.languages:
+            if lang != ENGLISH:
+                add(ScenarioPlan(f"{id_name}_{lang}", "natural", language=lang), s.path)
+        for domain in domain_names:
+            for split in s.splits:
+                for lang in s.languages or [ENGLISH]:
+                    add(ScenarioPlan(f"{domain}_{split}_{lang}", "natural", domain=domain, language=lang,
+                                     split=split), s.path)
+        for name, v, t, where in s.custom:
+            add(ScenarioPlan(name or synthetic_name(id_name, v, t), "custom", v, t), where)
     return plans
-
-
-def _flatten(suite: Suite) -> list[Suite]:
-    out = []
-    for part in suite.parts:
-        out += _flatten(part)
-    return out + [suite]

@@ -1,11 +1,23 @@
 """Model backends: how a question (image + text) becomes an answer.
 
-A backend is a class registered in BACKENDS, constructed with the eval options, with:
-    identity: str                 what the response cache keys on (model + backend)
-    batch_size: int               how many requests `answer` takes at once
-    answer(requests) -> results   one Result per Request, in order; a failure is a
-                                  Result with `error` set, never an exception (an
-                                  exception means the whole run cannot go on)
+A backend is a class registered in BACKENDS and constructed with the eval options
+(keyword arguments; each backend takes what it needs and ignores the rest). It has:
+
+    identity: str               what the response cache keys on: backend + model (+ the
+                                weights' revision or content hash, dtype) — never a secret
+    batch_size: int             how many requests `answer` takes at once
+    prompt(request) -> str      the exact prompt the model sees (hf: the chat template's
+                                rendering); recorded in each answer and part of the cache key
+    answer(requests) -> results one Result per Request, in order. A failed item is a Result
+                                with `error` set; an exception means the run cannot go on
+                                (UserError: bad options, unreachable server, rejected key)
+    record() -> dict            what the run record (eval.json) says about the backend
+optional:
+    load()                      load the weights; called only when something is left to
+                                generate (a rerun answered from the cache loads nothing)
+    shardable = False           refuse torchrun ranks (a backend that parallelises itself)
+
+Adding a backend = one small module here registering a class, plus one import line below.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ BACKENDS: Registry = Registry("model backend")
 
 @dataclass(frozen=True)
 class Request:
-    image: bytes  # encoded image
+    image: bytes  # the encoded image (PNG, JPEG, ...) as stored in RUN/shifts/images/
     question: str
     system_prompt: str | None = None
 

@@ -1,13 +1,24 @@
 """Backend `openai`: any OpenAI-compatible chat-completions server — GPT-4o, or vLLM /
-SGLang / Ollama / TGI serving a local model. Plain HTTP (stdlib), images as base64 data
-URLs, requests in parallel, retries with exponential backoff on 429 / 5xx / time-outs.
-The API key comes from an environment variable and is never written anywhere."""
+SGLang / Ollama / TGI serving a local model (a model too big for one GPU: serve it with
+`vllm serve MODEL --tensor-parallel-size N` and point --base-url at it).
+
+Plain HTTP with the standard library (no extra package). Each question is one
+POST {base_url}/chat/completions with the image as a base64 data URL; `concurrency`
+requests are in flight at once; 429, 5xx, time-outs and dropped connections are retried
+with exponential backoff (honouring Retry-After); 401/403/404 stop the run with one clear
+line. The key is read from an environment variable and is never written anywhere: not
+to RUN, not to logs, not into error messages (a server echoing it back is scrubbed).
+"""
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
+import random
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,55 +27,89 @@ from concurrent.futures import ThreadPoolExecutor
 from emidbench.errors import UserError
 from emidbench.eval.backends import BACKENDS, Request, Result
 
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 class ChatClient:
     """POST {base_url}/chat/completions with retries. Shared by the eval backend and the
-    OpenAI judge."""
+    OpenAI judge.
+
+    Backoff before retry k (k = 1, 2, ...): the server's Retry-After if it sent one, else
+    backoff * 2**(k-1) * a jitter factor in [0.5, 1) drawn from an RNG seeded with `seed`,
+    capped at max_backoff seconds."""
 
     def __init__(self, base_url: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 120.0,
-                 retries: int = 5, backoff: float | None = None):
+                 retries: int = 6, backoff: float = 1.0, max_backoff: float = 60.0, seed: int = 0):
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self._key = os.environ.get(api_key_env, "")
         self.api_key_env = api_key_env
+        self._key = os.environ.get(api_key_env, "")
         self.timeout = timeout
         self.retries = retries
-        self.backoff = float(os.environ.get("EMIDBENCH_RETRY_BACKOFF", "1.0")) if backoff is None else backoff
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"ChatClient({self.url!r}, api_key_env={self.api_key_env!r})"
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_backoff)
+        with self._lock:
+            jitter = 0.5 + 0.5 * self._rng.random()
+        return min(self.backoff * 2 ** (attempt - 1) * jitter, self.max_backoff)
 
     def complete(self, body: dict) -> str:
-        """The first choice's message text. Raises UserError for what no retry can fix
-        (401, 403, 404, unreachable server); RuntimeError for an item that failed."""
+        """The first choice's message text.
+
+        Raises UserError for what no retry fixes (401/403: the key; 404: the URL or model
+        name; a server that refuses connections or does not resolve), RuntimeError for a
+        failed item (another 4xx such as an image the API rejects, or retries exhausted)."""
         data = json.dumps(body).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        last = ""
+        last, retry_after = "", None
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(self._delay(attempt, retry_after))
+            retry_after = None
             req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    payload = json.loads(resp.read().decode("utf-8"))
-                return _message_text(payload)
+                    raw = resp.read()
             except urllib.error.HTTPError as e:
-                detail = _error_detail(e)
+                detail = self._scrub(_error_detail(e))
                 if e.code in (401, 403):
-                    raise UserError(f"{self.url}: HTTP {e.code} (check the key in ${self.api_key_env}): {detail}") from None
+                    why = "is not set" if not self._key else "was rejected"
+                    raise UserError(f"{self.url}: HTTP {e.code} (check the key in ${self.api_key_env}: it {why}): "
+                                    f"{detail}") from None
                 if e.code == 404:
                     raise UserError(f"{self.url}: HTTP 404 (wrong --base-url or model name): {detail}") from None
                 last = f"HTTP {e.code}: {detail}"
                 if e.code not in RETRY_STATUS:
                     raise RuntimeError(last) from None
+                retry_after = _retry_after(e.headers)
+                continue
             except urllib.error.URLError as e:
-                last = f"cannot connect ({e.reason})"
-                if isinstance(e.reason, ConnectionRefusedError) and attempt >= 1:
-                    raise UserError(f"{self.url}: server unreachable ({e.reason})") from None
-            except (TimeoutError, OSError) as e:
+                reason = e.reason
+                if isinstance(reason, (ConnectionRefusedError, socket.gaierror)) and attempt >= 1:
+                    raise UserError(f"cannot connect to {self.url} ({reason}); is the server running? "
+                                    "check --base-url") from None
+                last = f"cannot connect ({self._scrub(str(reason))})"
+                continue
+            except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as e:
                 last = f"timed out or connection lost ({type(e).__name__})"
-            except (ValueError, KeyError, IndexError) as e:
-                last = f"malformed response ({type(e).__name__})"
+                continue
+            try:
+                return _message_text(json.loads(raw.decode("utf-8")))
+            except (ValueError, KeyError, IndexError, TypeError) as e:
+                last = f"malformed response ({type(e).__name__}: {self._scrub(str(e))[:120]})"
         raise RuntimeError(f"gave up after {self.retries + 1} tries: {last}")
 
 
@@ -77,9 +122,17 @@ def _message_text(payload: dict) -> str:
 
 def _error_detail(e: urllib.error.HTTPError) -> str:
     try:
-        return e.read().decode("utf-8", "replace")[:200].replace("\n", " ")
+        return e.read().decode("utf-8", "replace")[:300].replace("\n", " ")
     except Exception:
-        return e.reason or ""
+        return str(e.reason or "")
+
+
+def _retry_after(headers) -> float | None:
+    try:
+        value = headers.get("Retry-After") if headers is not None else None
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):  # an HTTP date: fall back to our own backoff
+        return None
 
 
 def data_url(image: bytes) -> str:
@@ -90,38 +143,47 @@ def data_url(image: bytes) -> str:
     return f"data:image/{mime};base64," + base64.b64encode(image).decode("ascii")
 
 
+def chat_messages(req: Request, image_url: str) -> list[dict]:
+    """The OpenAI message list: optional system message, then the image and the question."""
+    messages = [{"role": "system", "content": req.system_prompt}] if req.system_prompt else []
+    messages.append({"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_url}},
+                                                 {"type": "text", "text": req.question}]})
+    return messages
+
+
 @BACKENDS.register("openai", "any OpenAI-compatible chat-completions server (GPT-4o, vLLM, SGLang, Ollama, TGI)")
 class OpenAIBackend:
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 4, max_new_tokens: int = 128, temperature: float = 0.0, **_):
         self.model = model
-        self.client = ChatClient(base_url or "https://api.openai.com/v1", api_key_env)
-        self.concurrency = max(1, concurrency)
+        self.client = ChatClient(base_url or DEFAULT_BASE_URL, api_key_env)
+        self.concurrency = max(1, int(concurrency))
+        # A few rounds of requests per batch keeps every connection busy while still
+        # writing answers to disk often (a kill loses at most one batch).
         self.batch_size = 4 * self.concurrency
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.identity = f"openai:{self.client.url}:{model}"
 
+    def record(self) -> dict:
+        return {"base_url": self.client.url.rsplit("/chat/completions", 1)[0], "api_key_env": self.client.api_key_env,
+                "concurrency": self.concurrency}
+
     def prompt(self, req: Request) -> str:
-        return req.question
+        return f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
 
     def _one(self, req: Request) -> Result:
-        messages = []
-        if req.system_prompt:
-            messages.append({"role": "system", "content": req.system_prompt})
         try:
             url = data_url(req.image)
         except Exception:
-            return Result("", req.question, "image does not decode")
-        messages.append({"role": "user", "content": [{"type": "text", "text": req.question},
-                                                     {"type": "image_url", "image_url": {"url": url}}]})
-        body = {"model": self.model, "messages": messages, "max_tokens": self.max_new_tokens,
+            return Result("", self.prompt(req), "image does not decode (not a known image format)")
+        body = {"model": self.model, "messages": chat_messages(req, url), "max_tokens": self.max_new_tokens,
                 "temperature": self.temperature}
         try:
-            return Result(self.client.complete(body).strip(), req.question)
+            return Result(self.client.complete(body).strip(), self.prompt(req))
         except RuntimeError as e:
-            return Result("", req.question, str(e))
+            return Result("", self.prompt(req), str(e))
 
     def answer(self, requests: list[Request]) -> list[Result]:
-        with ThreadPoolExecutor(self.concurrency) as pool:
+        with ThreadPoolExecutor(min(self.concurrency, len(requests)) or 1) as pool:
             return list(pool.map(self._one, requests))

@@ -1,74 +1,160 @@
-"""Embeddings cached by content: sha256(image bytes) or sha256(text), per embedder
-identity, under RUN/cache/embeddings/<identity hash>/. Each distinct image and text is
-embedded once across all scenarios and all models.
+"""Embeddings cached by content, so each distinct image and text is embedded once across
+all scenarios and all models of a run.
 
-Store: `vectors.f32` (rows appended) + `index.jsonl` (key -> row, appended after the
-row's bytes are on disk). A crash leaves at most rows without an index line, which are
-ignored and overwritten.
+    RUN/cache/embeddings/<sha256(embedder identity)[:16]>/
+        embedder.json   the identity and width (for people; checked on open)
+        vectors.f32     float32 rows, appended
+        index.jsonl     {"k": key, "r": row} per row, appended AFTER the row is on disk
+        lock            serialises writers (two `score` processes may share a run)
+
+Keys: sha256 of b"img:" + image bytes, or of "txt:" + the text in UTF-8. A changed
+embedder (other weights, tokenizer, preprocessing, pooling) has another identity, so
+another folder: a stale vector is never served.
+
+Crash safety: a writer writes and fsyncs the vectors first, then appends and fsyncs the
+index lines. A process killed in between leaves rows no index line points to; they are
+overwritten by the next writer. A torn last index line is dropped on read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from emidbench.rundir import JsonlAppender, atomic_write_text, iter_jsonl
+from emidbench.errors import UserError
+from emidbench.rundir import JsonlAppender, atomic_write_json, iter_jsonl
+
+CHUNK = 256  # items embedded (and made durable) per embedder call
+
+
+def image_key(data: bytes) -> str:
+    return hashlib.sha256(b"img:" + data).hexdigest()
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(("txt:" + text).encode("utf-8")).hexdigest()
 
 
 class EmbeddingCache:
-    def __init__(self, root: Path, embedder):
-        ident = hashlib.sha256(embedder.identity.encode()).hexdigest()[:16]
-        self.dir = Path(root) / ident
-        self.dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, root: Path, embedder, progress: Callable[[str, int, int], None] | None = None):
         self.embedder = embedder
-        self.dim = embedder.dim
+        self.dim = int(embedder.dim)
+        self.dir = Path(root) / hashlib.sha256(embedder.identity.encode("utf-8")).hexdigest()[:16]
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.vec_path = self.dir / "vectors.f32"
         self.idx_path = self.dir / "index.jsonl"
-        if not (self.dir / "embedder.txt").exists():
-            atomic_write_text(self.dir / "embedder.txt", embedder.identity + "\n")
+        self.progress = progress
+        meta = self.dir / "embedder.json"
+        if meta.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                have = json.loads(meta.read_text(encoding="utf-8"))
+                if have.get("dim") != self.dim or have.get("identity") != embedder.identity:
+                    raise UserError(f"{self.dir}: embedding cache of another embedder ({have.get('identity')}); "
+                                    "delete that folder")
+        else:
+            atomic_write_json(meta, {"identity": embedder.identity, "dim": self.dim,
+                                     "name": getattr(embedder, "name", "")})
         self.rows: dict[str, int] = {}
-        if self.idx_path.exists():
-            for _, rec in iter_jsonl(self.idx_path, allow_torn_tail=True):
-                self.rows[rec["k"]] = rec["r"]
-        self._vectors = self._load()
-        self.computed = 0  # items embedded by this process (for tests and the summary)
+        self._matrix = np.zeros((0, self.dim), np.float32)
+        self.computed = 0  # items this process embedded (the rest came from the cache)
+        self._refresh()
 
-    def _load(self) -> np.ndarray:
-        n = len(self.rows)
-        if n == 0 or not self.vec_path.exists():
-            return np.zeros((0, self.dim), np.float32)
-        raw = np.fromfile(self.vec_path, dtype=np.float32)
-        return raw[: n * self.dim].reshape(n, self.dim).copy()
-
+    # ------------------------------------------------------------------ reads
     def images(self, images: list[bytes]) -> np.ndarray:
-        return self._get([hashlib.sha256(b"img:" + b).hexdigest() for b in images], images,
-                         self.embedder.embed_images)
+        """(n, dim) vectors of these encoded images, embedding only the unseen ones."""
+        return self._get([image_key(b) for b in images], images, self.embedder.embed_images, "images")
 
     def texts(self, texts: list[str]) -> np.ndarray:
-        return self._get([hashlib.sha256(("txt:" + t).encode("utf-8")).hexdigest() for t in texts], texts,
-                         self.embedder.embed_texts)
+        return self._get([text_key(t) for t in texts], texts, self.embedder.embed_texts, "texts")
 
-    def _get(self, keys: list[str], items: list, fn) -> np.ndarray:
+    def missing_images(self, images: list[bytes]) -> int:
+        return len({image_key(b) for b in images} - self.rows.keys())
+
+    def missing_texts(self, texts: list[str]) -> int:
+        return len({text_key(t) for t in texts} - self.rows.keys())
+
+    def _get(self, keys: list[str], items: list, embed, what: str) -> np.ndarray:
         todo: dict[str, object] = {}
         for k, it in zip(keys, items):
             if k not in self.rows and k not in todo:
                 todo[k] = it
-        if todo:
-            new = np.asarray(fn(list(todo.values())), dtype=np.float32)
-            start = len(self.rows)
-            with open(self.vec_path, "r+b" if self.vec_path.exists() else "wb") as f:
-                f.seek(start * self.dim * 4)  # past any rows a crash left unindexed
-                f.write(new.tobytes())
+        pending = list(todo.items())
+        for start in range(0, len(pending), CHUNK):
+            chunk = pending[start:start + CHUNK]
+            vectors = np.asarray(embed([it for _, it in chunk]))
+            self._check(vectors, len(chunk), what)
+            self._append([k for k, _ in chunk], vectors.astype(np.float32))
+            self.computed += len(chunk)
+            if self.progress:
+                self.progress(what, min(start + CHUNK, len(pending)), len(pending))
+        if not keys:
+            return np.zeros((0, self.dim), np.float32)
+        return self._matrix[[self.rows[k] for k in keys]]
+
+    def _check(self, vectors: np.ndarray, n: int, what: str) -> None:
+        name = getattr(self.embedder, "name", "embedder")
+        if vectors.shape != (n, self.dim):
+            raise UserError(f"embedder {name} returned {what} vectors of shape {vectors.shape}, expected ({n}, "
+                            f"{self.dim})")
+        bad = ~np.isfinite(vectors).all(axis=1)
+        if bad.any():
+            raise UserError(f"embedder {name} returned NaN or inf for {int(bad.sum())} {what} "
+                            "(a broken checkpoint?); nothing was cached")
+
+    # ------------------------------------------------------------------ writes
+    def _refresh(self) -> None:
+        """Pick up what this or another process has appended."""
+        rows: dict[str, int] = {}
+        if self.idx_path.exists():
+            for _, rec in iter_jsonl(self.idx_path, allow_torn_tail=True):
+                rows[rec["k"]] = int(rec["r"])
+        n = max(rows.values()) + 1 if rows else 0
+        if n > self._matrix.shape[0]:
+            have = self.vec_path.stat().st_size // (4 * self.dim) if self.vec_path.exists() else 0
+            if have < n:
+                raise UserError(f"{self.dir}: embedding cache is damaged (index past the vectors); delete that folder")
+            raw = np.fromfile(self.vec_path, dtype=np.float32, count=n * self.dim)
+            self._matrix = raw.reshape(n, self.dim)
+        self.rows = rows
+
+    def _append(self, keys: list[str], vectors: np.ndarray) -> None:
+        with _locked(self.dir / "lock"):
+            self._refresh()
+            fresh = [i for i, k in enumerate(keys) if k not in self.rows]
+            if not fresh:
+                return
+            start = self._matrix.shape[0]
+            block = np.ascontiguousarray(vectors[fresh], dtype=np.float32)
+            mode = "r+b" if self.vec_path.exists() else "wb"
+            with open(self.vec_path, mode) as f:
+                f.seek(start * self.dim * 4)  # over any rows a killed writer left unindexed
+                f.write(block.tobytes())
                 f.truncate()
                 f.flush()
                 os.fsync(f.fileno())
             with JsonlAppender(self.idx_path) as w:
-                w.write({"k": k, "r": start + i} for i, k in enumerate(todo))
-            for i, k in enumerate(todo):
-                self.rows[k] = start + i
-            self._vectors = np.concatenate([self._vectors, new])
-            self.computed += len(todo)
-        return self._vectors[[self.rows[k] for k in keys]]
+                w.write({"k": keys[i], "r": start + j} for j, i in enumerate(fresh))
+            self._matrix = np.concatenate([self._matrix, block])
+            for j, i in enumerate(fresh):
+                self.rows[keys[i]] = start + j
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks (Windows): one writer at a time is then the user's job
+        yield
+        return
+    with open(path, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

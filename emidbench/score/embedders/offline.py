@@ -1,65 +1,96 @@
-"""`offline`: an embedder that needs no download, for the offline demo and smoke runs.
+"""`offline`: an embedder that needs no download — for smoke runs, CI and the offline demo.
 
-Images: a 12x12 thumbnail, colour histograms and edge energy, projected to `dim`
-dimensions by a fixed random matrix. Texts: signed feature hashing (blake2b, not
-Python's hash) of lower-cased word unigrams, word bigrams and character trigrams — any
-script works. Rows are L2-normalised. A PROXY: its EMI/EMID are not comparable with the
-paper's CLIP/XLM-R numbers.
+A PROXY. Its EMI / EMID / bound numbers are NOT comparable with the paper's CLIP + XLM-R
+numbers (nor with the published CLUB estimator, which expects 768-d paper embeddings);
+use them to exercise the pipeline or to compare runs made with this same embedder.
+
+Images (any format Pillow decodes): a small feature vector — an 8x8 colour thumbnail
+(mean-centred), per-channel 8-bin histograms, channel means and spreads, and horizontal
+and vertical gradient energy at 64x64 (so blur and frost move it) — times a fixed-seed
+Gaussian projection matrix.
+Texts (any script, UTF-8): NFC-normalised, case-folded; word unigrams and character
+1- to 3-grams (the characters of words, with word boundaries), each hashed with BLAKE2b
+(stable across processes and machines, unlike Python's hash()) to a signed coordinate,
+log-scaled counts. Rows are L2-normalised, in float32.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
+import unicodedata
+from collections import Counter
 
 import numpy as np
 
 from emidbench.score.embedders import EMBEDDERS
 
 DIM = 256
+VERSION = "offline-v2"
+_THUMB = 8
+_BINS = 8
+_N_FEATURES = _THUMB * _THUMB * 3 + 3 * _BINS + 6 + 2
+_WORD = re.compile(r"\w+", re.UNICODE)
 
 
-@EMBEDDERS.register("offline", "no download, any script; a proxy (numbers not comparable with the paper's)")
+@EMBEDDERS.register("offline", "no download, any script; a PROXY (numbers not comparable with the paper's)")
 class OfflineEmbedder:
     name = "offline"
 
     def __init__(self, dim: int = DIM, **_):
-        self.dim = dim
-        self.identity = f"offline-v1-{dim}"
-        rng = np.random.default_rng(12345)
-        self._proj = rng.normal(0, 1 / np.sqrt(self.dim), size=(12 * 12 * 3 + 3 * 16 + 2, dim))
+        self.dim = int(dim)
+        self.identity = f"{VERSION}-{self.dim}"
+        seed = int.from_bytes(hashlib.sha256(VERSION.encode()).digest()[:8], "little")
+        rng = np.random.default_rng(seed)
+        self._proj = rng.standard_normal((_N_FEATURES, self.dim)) / math.sqrt(self.dim)
+
+    def describe(self) -> dict:
+        return {"dim": self.dim, "proxy": True}
 
     def embed_images(self, images: list[bytes]) -> np.ndarray:
         from emidbench.benchmarks.base import decode_image
 
-        feats = []
+        feats = np.zeros((len(images), _N_FEATURES))
         for i, data in enumerate(images):
-            img = decode_image(data, f"image {i}")
-            thumb = np.asarray(img.resize((12, 12)), dtype=np.float64) / 255.0
-            arr = np.asarray(img.resize((64, 64)), dtype=np.float64) / 255.0
-            hist = np.concatenate([np.histogram(arr[..., c], bins=16, range=(0, 1))[0] / arr[..., c].size
-                                   for c in range(3)])
-            gray = arr.mean(-1)
-            edges = [np.abs(np.diff(gray, axis=0)).mean(), np.abs(np.diff(gray, axis=1)).mean()]
-            f = np.concatenate([thumb.ravel() - thumb.mean(), hist, np.array(edges) * 10])
-            feats.append(f @ self._proj)
-        return _normalise(np.stack(feats))
+            feats[i] = _image_features(decode_image(data, f"image {i}"))
+        return _normalise(feats @ self._proj)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim))
-        for i, t in enumerate(texts):
-            words = re.findall(r"\w+", t.lower())
-            grams = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
-            joined = f" {' '.join(words)} "
-            grams += [joined[j:j + 3] for j in range(len(joined) - 2)]
-            for g in grams:
-                d = hashlib.blake2b(g.encode("utf-8"), digest_size=8).digest()
+        for i, text in enumerate(texts):
+            for gram, count in _grams(text).items():
+                d = hashlib.blake2b(gram.encode("utf-8"), digest_size=8).digest()
                 idx = int.from_bytes(d[:4], "little") % self.dim
-                out[i, idx] += 1.0 if d[4] & 1 else -1.0
+                out[i, idx] += (1.0 if d[4] & 1 else -1.0) * (1.0 + math.log(count))
         return _normalise(out)
 
 
+def _image_features(img) -> np.ndarray:
+    from PIL import Image
+
+    small = np.asarray(img.resize((_THUMB, _THUMB), Image.Resampling.BILINEAR), dtype=np.float64) / 255.0
+    arr = np.asarray(img.resize((64, 64), Image.Resampling.BILINEAR), dtype=np.float64) / 255.0
+    hist = [np.histogram(arr[..., c], bins=_BINS, range=(0.0, 1.0))[0] / arr[..., c].size for c in range(3)]
+    gray = arr.mean(-1)
+    grad = [np.abs(np.diff(gray, axis=0)).mean() * 10, np.abs(np.diff(gray, axis=1)).mean() * 10]
+    stats = np.concatenate([arr.reshape(-1, 3).mean(0), arr.reshape(-1, 3).std(0)])
+    return np.concatenate([(small - small.mean()).ravel(), *hist, stats, grad])
+
+
+def _grams(text: str) -> Counter:
+    words = _WORD.findall(unicodedata.normalize("NFC", text).casefold())
+    grams: Counter = Counter({"\x00text": 1})  # never an all-zero row, even for ""
+    for w in words:
+        grams["w:" + w] += 1
+        padded = f" {w} "
+        for n in (1, 2, 3):
+            for j in range(len(padded) - n + 1):
+                grams[f"c{n}:" + padded[j:j + n]] += 1
+    return grams
+
+
 def _normalise(a: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(a, axis=1, keepdims=True)
-    n[n == 0] = 1.0
-    return (a / n).astype(np.float32)
+    norm = np.linalg.norm(a, axis=1, keepdims=True)
+    norm[norm == 0] = 1.0
+    return (a / norm).astype(np.float32)

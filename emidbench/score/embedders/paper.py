@@ -1,95 +1,188 @@
-"""`paper`: the embeddings of Oh et al. (ICML 2025), exactly as their code computes them.
+"""`paper`: the embeddings of Oh et al. (ICML 2025), computed as their code computes them.
 
-Images: CLIP ViT-B/32 vision model (`openai/clip-vit-base-patch32`), the last entry of
-hidden_states (before the post-layernorm), mean over the patch tokens (CLS excluded).
-Texts: XLM-RoBERTa base (`xlm-roberta-base`), hidden_states[0] — the embedding layer's
-output (word + position embeddings, LayerNorm) — masked mean over tokens with the first
-(BOS) token excluded and the final </s> included, truncated at 512 tokens. Only the
-embedding module is run: the reference runs all 12 layers to read layer 0; the number
-is the same. Rows are L2-normalised.
+Images: a CLIP vision tower (default `openai/clip-vit-base-patch32`; a CLIPVisionModel
+checkpoint or a full CLIPModel one), preprocessed by the checkpoint's own image
+processor; the last entry of hidden_states (the encoder output, BEFORE the
+post-layernorm), mean over the patch tokens with CLS excluded.
+
+Texts: XLM-RoBERTa (default `xlm-roberta-base`), hidden_states[0] = the output of the
+embedding module (word + position + token-type embeddings, LayerNorm; no dropout in
+eval mode); masked mean over the tokens with the first (BOS) token excluded and the
+final </s> included; truncation at 512 tokens. Only the embedding module is run — the
+reference runs all 12 layers to read layer 0; the number is the same (tested).
+Padding is on the right, so a text's position ids (counted from padding_idx + 1 over
+its non-pad tokens) and so its vector do not depend on what it is batched with.
+
+Every row is L2-normalised, in float32 as the reference does it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+
 import numpy as np
 
+from emidbench.errors import UserError
 from emidbench.score.embedders import EMBEDDERS
 
 VISION = "openai/clip-vit-base-patch32"
 TEXT = "xlm-roberta-base"
+MAX_TOKENS = 512
+POOLING_VERSION = "paper-v1"  # bump when the pooling changes: it invalidates cached vectors
 
 
-@EMBEDDERS.register("paper", "CLIP ViT-B/32 patch means + XLM-R embedding layer, as the paper (any compatible checkpoint)")
+@EMBEDDERS.register("paper", "CLIP ViT-B/32 patch mean + XLM-R embedding layer, as the paper (any compatible checkpoint)")
 class PaperEmbedder:
+    """The configs are read at once (widths, a clear error for a missing or wrong
+    checkpoint); the weights load on the first embed call, so a run answered from the
+    embedding cache never loads them. The identity is a fingerprint of the two checkpoint
+    folders (weights sampled, every small file whole: tokenizer, image preprocessing)."""
+
     name = "paper"
 
-    def __init__(self, vision_encoder: str | None = None, text_encoder: str | None = None, batch_size: int = 32,
-                 device: str = "cpu", **_):
-        import torch
-        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer, CLIPVisionModel
+    def __init__(self, vision_encoder: str | None = None, text_encoder: str | None = None,
+                 batch_size: int = 32, text_batch_size: int = 64, device: str = "auto", **_):
+        from transformers import AutoConfig
 
         from emidbench.eval.backends.hf import load_pretrained
 
         self.vision_id = vision_encoder or VISION
         self.text_id = text_encoder or TEXT
-        self.device = device
+        self.device_option = device
         self.batch_size = batch_size
-        self.image_processor = load_pretrained(AutoImageProcessor, self.vision_id, "a CLIP image processor")
-        self.vision = load_pretrained(CLIPVisionModel, self.vision_id, "a CLIP vision model").to(device).eval()
-        self.tokenizer = load_pretrained(AutoTokenizer, self.text_id, "an XLM-R tokenizer")
-        text_model = load_pretrained(AutoModel, self.text_id, "an XLM-R model")
-        self.text_embeddings = text_model.embeddings.to(device).eval()
-        del text_model
-        self.dim = int(self.vision.config.hidden_size)
-        if self.dim != int(self.text_embeddings.word_embeddings.embedding_dim):
-            from emidbench.errors import UserError
+        self.text_batch_size = text_batch_size
+        self._loaded = False
+        with _quiet():
+            vcfg = load_pretrained(AutoConfig, self.vision_id, "a CLIP checkpoint")
+            tcfg = load_pretrained(AutoConfig, self.text_id, "an XLM-R checkpoint")
+        if vcfg.model_type not in ("clip", "clip_vision_model"):
+            raise UserError(f"--vision-encoder {self.vision_id} is a {vcfg.model_type!r} checkpoint; the paper "
+                            "embedder needs a CLIP one (CLIPModel or CLIPVisionModel)")
+        self.dim = int(vcfg.vision_config.hidden_size if vcfg.model_type == "clip" else vcfg.hidden_size)
+        text_dim = int(getattr(tcfg, "hidden_size", 0) or 0)
+        if self.dim != text_dim:
+            raise UserError(f"the vision encoder gives {self.dim}-d and the text encoder {text_dim}-d vectors; "
+                            "EMI needs images and texts in one space of one width")
+        folders = [_local_folder(self.vision_id), _local_folder(self.text_id)]
+        if None in folders:  # a hub id not in the local cache yet: loading downloads it
+            self._load()
+            folders = [_local_folder(self.vision_id), _local_folder(self.text_id)]
+        from emidbench.eval.backends.hf import weights_fingerprint
 
-            raise UserError(f"vision ({self.dim}-d) and text encoders have different widths; EMI needs one space")
-        self.identity = f"paper:{self.vision_id}:{self.text_id}:{_param_fingerprint(self.vision)}:" \
-                        f"{_param_fingerprint(self.text_embeddings)}"
-        torch.set_grad_enabled(False)
+        parts = [POOLING_VERSION] + [weights_fingerprint(f) if f else "unresolved" for f in folders]
+        self.identity = f"paper:{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:24]}"
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        import torch
+        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer, CLIPVisionModel
+
+        from emidbench.eval.backends.hf import load_pretrained, pick_device
+
+        self.device = pick_device(self.device_option)
+        with _quiet():
+            self.image_processor = load_pretrained(AutoImageProcessor, self.vision_id, "a CLIP image processor")
+            vision, info = load_pretrained(CLIPVisionModel, self.vision_id, "a CLIP vision model",
+                                           dtype=torch.float32, output_loading_info=True)
+            _check_loaded(self.vision_id, info, "")
+            self.tokenizer = load_pretrained(AutoTokenizer, self.text_id, "an XLM-R tokenizer")
+            text_model, info = load_pretrained(AutoModel, self.text_id, "an XLM-R model", dtype=torch.float32,
+                                               output_loading_info=True)
+            _check_loaded(self.text_id, info, "embeddings.")
+        if not hasattr(text_model, "embeddings") or not hasattr(text_model.embeddings, "word_embeddings"):
+            raise UserError(f"--text-encoder {self.text_id} ({type(text_model).__name__}) has no embedding module "
+                            "to read hidden_states[0] from; use an XLM-R compatible checkpoint")
+        self.tokenizer.padding_side = "right"  # the BOS is then token 0 of every row
+        self.vision = vision.to(self.device).eval()
+        self.text_embeddings = text_model.embeddings.to(self.device).eval()
+        max_pos = getattr(text_model.config, "max_position_embeddings", None)
+        del text_model  # the 12 layers are never run
+        # XLM-R numbers positions from padding_idx + 1, so its 514 positions hold 512 tokens.
+        offset = getattr(self.text_embeddings, "padding_idx", None)
+        usable = max_pos - (offset + 1 if offset is not None else 0) if max_pos else MAX_TOKENS
+        self.max_tokens = min(MAX_TOKENS, usable)
+        self._loaded = True
+
+    def describe(self) -> dict:
+        return {"vision_encoder": self.vision_id, "text_encoder": self.text_id, "dim": self.dim,
+                "pooling": POOLING_VERSION}
 
     def embed_images(self, images: list[bytes]) -> np.ndarray:
+        self._load()
         import torch
+        import torch.nn.functional as F
 
         from emidbench.benchmarks.base import decode_image
 
-        out = []
-        for i in range(0, len(images), self.batch_size):
-            pil = [decode_image(b, f"image {i + j}") for j, b in enumerate(images[i:i + self.batch_size])]
-            pix = self.image_processor(images=pil, return_tensors="pt")["pixel_values"].to(self.device)
-            with torch.no_grad():
-                hs = self.vision(pixel_values=pix, output_hidden_states=True).hidden_states[-1]
-            out.append(hs[:, 1:, :].mean(1).double().cpu().numpy())
-        return _normalise(np.concatenate(out))
+        out = [np.zeros((0, self.dim), np.float32)]
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            pil = [decode_image(b, f"image {start + j}") for j, b in enumerate(chunk)]
+            pixels = self.image_processor(images=pil, return_tensors="pt")["pixel_values"].to(self.device)
+            with torch.inference_mode():
+                hs = self.vision(pixel_values=pixels, output_hidden_states=True).hidden_states[-1]
+                z = F.normalize(hs[:, 1:, :].mean(dim=1).float(), p=2, dim=-1)
+            out.append(z.cpu().numpy())
+        return np.concatenate(out)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
+        self._load()
         import torch
+        import torch.nn.functional as F
 
-        out = []
-        for i in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(texts[i:i + self.batch_size], padding=True, truncation=True, max_length=512,
-                                 return_tensors="pt").to(self.device)
-            with torch.no_grad():
-                h = self.text_embeddings(input_ids=enc["input_ids"])
-            mask = enc["attention_mask"].clone()
-            mask[:, 0] = 0  # the BOS token <s> is excluded; the final </s> stays
-            m = mask.unsqueeze(-1).to(h.dtype)
-            out.append(((h * m).sum(1) / m.sum(1).clamp(min=1)).double().cpu().numpy())
-        return _normalise(np.concatenate(out))
-
-
-def _param_fingerprint(module) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, p in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(p.detach().cpu().float().numpy().tobytes()[:4096])
-    return h.hexdigest()[:16]
+        result = np.zeros((len(texts), self.dim), np.float32)
+        # Similar lengths together: less padding to push through the LayerNorm.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self.text_batch_size):
+            idx = order[start:start + self.text_batch_size]
+            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                 max_length=self.max_tokens, return_tensors="pt")
+            kwargs = {"input_ids": enc["input_ids"].to(self.device)}
+            if "token_type_ids" in enc:
+                kwargs["token_type_ids"] = enc["token_type_ids"].to(self.device)
+            with torch.inference_mode():
+                h = self.text_embeddings(**kwargs)
+                mask = enc["attention_mask"].to(self.device).unsqueeze(-1).to(h.dtype)
+                summed = (h * mask)[:, 1:, :].sum(dim=1)  # token 0 (BOS) left out, </s> kept
+                z = F.normalize(summed / mask[:, 1:, :].sum(dim=1).clamp(min=1), p=2, dim=-1)
+            result[idx] = z.float().cpu().numpy()
+        return result
 
 
-def _normalise(a: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(a, axis=1, keepdims=True)
-    n[n == 0] = 1.0
-    return (a / n).astype(np.float32)
+@contextlib.contextmanager
+def _quiet():
+    """No load reports / warnings from transformers while loading (one clear error instead)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def _check_loaded(model_id: str, info: dict, prefix: str) -> None:
+    """A checkpoint that lacks weights we use would be silently random-initialised."""
+    missing = [k for k in (info or {}).get("missing_keys", []) if k.startswith(prefix)]
+    if missing:
+        raise UserError(f"{model_id}: the checkpoint lacks {len(missing)} weights the embedder needs "
+                        f"(e.g. {sorted(missing)[0]}); is it the right kind of model?")
+
+
+def _local_folder(model_id: str):
+    """The folder from_pretrained reads `model_id` from: itself when local, else its
+    snapshot in the Hugging Face cache (None when not downloaded yet)."""
+    from pathlib import Path
+
+    path = Path(model_id).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    hit = try_to_load_from_cache(model_id, "config.json")
+    return Path(hit).parent if isinstance(hit, str) else None

@@ -1,17 +1,26 @@
-"""LLM judges: LLaVA-Bench's review protocol (protocol.py) over different judges.
+"""LLM judges behind LLaVA-Bench's review protocol (protocol.py).
 
-A judge has `identity` (cache key) and `judge(prompts: list[JudgePrompt]) -> list[str]`
-(the raw replies, or an exception text per failed item). JUDGES maps a spec prefix
-(`openai:<model>`, `hf:<id or path>`, `offline`) to a factory.
+A judge has `identity` (part of the judge cache key: it changes when the judge or its
+generation settings do) and `judge(prompts: list[JudgePrompt])`, a generator yielding
+(index, reply) as replies arrive — reply is the raw text, or an Exception for an item
+that failed (a UserError, e.g. an endpoint that is down, is raised instead). The score
+stage caches each reply as it arrives, so a run stopped half-way keeps what it got.
+A judge with `deterministic = True` (greedy, offline) is not asked again after an
+unparsable reply: it would only repeat itself.
+
+JUDGES maps the part of `--judge` before the colon to a factory called as
+factory(arg, **options): `openai:<model>`, `hf:<id or path>`, `offline`.
 """
 
 from emidbench.registry import Registry
 
 JUDGES: Registry = Registry("judge")
 
-from emidbench.score.judges import hf, offline, openai  # noqa: E402,F401
-
 
 def make_judge(spec: str, **options):
-    kind, _, arg = spec.partition(":")
+    """`openai:gpt-4o` -> JUDGES["openai"]("gpt-4o", **options)."""
+    kind, _, arg = str(spec).partition(":")
     return JUDGES.get(kind)(arg, **options)
+
+
+from emidbench.score.judges import hf, offline, openai  # noqa: E402,F401

@@ -1,36 +1,83 @@
-"""`openai:<model>`: LLaVA-Bench's GPT-4 judge over any OpenAI-compatible endpoint."""
+"""`openai:<model>`: LLaVA-Bench's GPT-4 judge protocol over any OpenAI-compatible
+chat-completions endpoint (OpenAI, or vLLM / SGLang / Ollama / TGI serving a local
+model: --judge-base-url).
+
+As LLaVA's review scripts: the system message, the review as the user message,
+temperature 0.2, max_tokens 1024. The HTTP side is the eval stage's ChatClient
+(emidbench/eval/backends/openai.py): `concurrency` requests in flight, 429/5xx/time-outs
+retried with exponential backoff, 401/403/404 and a server that refuses connections stop
+the run with one clear line. The key is read from the environment variable named by
+--judge-api-key-env and is never written anywhere (the judge identity holds the URL and
+the model, not the key).
+"""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from typing import Iterator
 
+from emidbench.errors import UserError
 from emidbench.score.judges import JUDGES
 from emidbench.score.judges.protocol import JudgePrompt
+
+TEMPERATURE = 0.2
+MAX_TOKENS = 1024
 
 
 @JUDGES.register("openai", "openai:<model>: LLaVA-Bench's judge protocol over an OpenAI-compatible API")
 class OpenAIJudge:
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 4, max_tokens: int = 1024, **_):
-        from emidbench.errors import UserError
-        from emidbench.eval.backends.openai import ChatClient
+                 concurrency: int = 4, temperature: float = TEMPERATURE, max_tokens: int = MAX_TOKENS,
+                 timeout: float = 120.0, retries: int = 6, backoff: float = 1.0, **_):
+        from emidbench.eval.backends.openai import DEFAULT_BASE_URL, ChatClient
 
         if not model:
-            raise UserError("--judge openai needs a model: openai:<model>, e.g. openai:gpt-4o")
+            raise UserError("--judge openai needs a model name: openai:<model>, e.g. openai:gpt-4o")
+        if concurrency < 1:
+            raise UserError(f"--concurrency must be at least 1 (got {concurrency})")
         self.model = model
-        self.client = ChatClient(base_url or "https://api.openai.com/v1", api_key_env)
-        self.concurrency = max(1, concurrency)
+        self.client = ChatClient(base_url or DEFAULT_BASE_URL, api_key_env, timeout=timeout, retries=retries,
+                                 backoff=backoff)
+        self.concurrency = concurrency
+        self.temperature = temperature
         self.max_tokens = max_tokens
-        self.identity = f"openai:{self.client.url}:{model}"
+        self.identity = f"openai:{model}@{self.client.url}|temperature={temperature}|max_tokens={max_tokens}"
 
-    def _one(self, p: JudgePrompt) -> str | Exception:
-        body = {"model": self.model, "temperature": 0.2, "max_tokens": self.max_tokens,
-                "messages": [{"role": "system", "content": p.system}, {"role": "user", "content": p.content}]}
+    def describe(self) -> dict:
+        return {"model": self.model, "url": self.client.url, "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "api_key_env": self.client.api_key_env}
+
+    def _ask(self, p: JudgePrompt) -> str | Exception:
+        body = {"model": self.model, "messages": p.messages(), "temperature": self.temperature,
+                "max_tokens": self.max_tokens}
         try:
             return self.client.complete(body)
-        except RuntimeError as e:
+        except RuntimeError as e:  # this item failed (retries exhausted, a 4xx about it)
             return e
 
-    def judge(self, prompts: list[JudgePrompt]) -> list:
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(pool.map(self._one, prompts))
+    def judge(self, prompts: list[JudgePrompt]) -> Iterator[tuple[int, str | Exception]]:
+        """Replies as they arrive. A UserError (bad key, wrong URL, server down) stops the
+        run: requests not yet sent are cancelled, those in flight are awaited and their
+        replies still yielded (so they get cached), then the error is raised."""
+        pool = ThreadPoolExecutor(self.concurrency)
+        error: UserError | None = None
+        try:
+            futures = {pool.submit(self._ask, p): i for i, p in enumerate(prompts)}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=futures.get):
+                    if fut.cancelled():
+                        continue
+                    try:
+                        reply = fut.result()
+                    except UserError as e:
+                        error = error or e
+                        continue
+                    yield futures[fut], reply
+                if error is not None:
+                    pending = {f for f in pending if not f.cancel()}
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if error is not None:
+            raise error

@@ -1,0 +1,164 @@
+"""Fixtures shared by the test files: a tiny LLaVA saved like a hub checkpoint and a
+small run directory with shifted data. Nothing here needs the network."""
+
+import io
+import os
+
+import pytest
+
+# No test needs the network; the hub is unreachable on CI anyway.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# LLaVA-1.5's conversation format, as a chat template (what llava-hf checkpoints ship).
+LLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}"
+    "{{ message['content'] if message['content'] is string else message['content'][0]['text'] }}{{ ' ' }}"
+    "{% elif message['role'] == 'user' %}USER: "
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
+    "{% for item in message['content'] %}{% if item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}"
+    "{% endif %} "
+    "{% elif message['role'] == 'assistant' %}ASSISTANT: "
+    "{{ message['content'] if message['content'] is string else message['content'][0]['text'] }}</s>"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+TINY_WORDS = (
+    "user assistant : ? . , a the is are in of on what how many color shape shapes image picture describe "
+    "detail there one two three red green blue yellow circle square triangle left right top bottom part "
+    "be brief answer please english"
+).split()
+
+
+def build_tiny_llava(path, hidden: int = 32, layers: int = 1, image_size: int = 32, patch: int = 16, seed: int = 0):
+    """An untrained LlavaForConditionalGeneration (tiny CLIP tower + tiny Llama), a word-level
+    tokenizer with `<image>` as a special token, and a LlavaProcessor with a chat template,
+    saved with save_pretrained into `path` (loaded back like any hub checkpoint)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
+                              LlavaProcessor, PreTrainedTokenizerFast)
+
+    try:  # transformers 5 without torchvision: the PIL image processor
+        from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+    except ImportError:
+        from transformers import CLIPImageProcessor
+
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "<s>", "</s>", "<image>"])}
+    for w in TINY_WORDS:
+        vocab.setdefault(w, len(vocab))
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    core.normalizer = normalizers.Lowercase()
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]", bos_token="<s>",
+                                  eos_token="</s>", extra_special_tokens={"image_token": "<image>"},
+                                  model_max_length=512)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": image_size},
+                                         crop_size={"height": image_size, "width": image_size}, do_convert_rgb=True)
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=patch,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=LLAVA_CHAT_TEMPLATE)
+    torch.manual_seed(seed)
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                                       num_attention_heads=2, image_size=image_size, patch_size=patch,
+                                       initializer_range=0.2),
+        text_config=LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
+                                num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
+                                max_position_embeddings=512, pad_token_id=tok.pad_token_id,
+                                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                initializer_range=0.2),
+        image_token_index=tok.convert_tokens_to_ids("<image>"), vision_feature_select_strategy="default",
+        vision_feature_layer=-1)
+    # A large init spread: an untrained model whose answers depend on image and question, so
+    # tests comparing answers (batched vs single, sharded vs not) would see a wrong pairing.
+    model = LlavaForConditionalGeneration(config)
+    for key in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        setattr(model.generation_config, key, getattr(tok, key))
+    # Untrained, it would often emit special tokens first (an empty answer after decoding).
+    model.generation_config.suppress_tokens = [vocab[t] for t in ("[PAD]", "[UNK]", "<s>", "<image>")]
+    model.generation_config.min_new_tokens = 1
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_dir(tmp_path_factory):
+    """An untrained tiny LLaVA (processor, tokenizer, chat template) saved like a hub
+    checkpoint; loaded back through the same from_pretrained path as hub models."""
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+
+
+def sample_image(seed: int, size=(48, 40), blur: float = 0.0) -> bytes:
+    """A deterministic PNG with gradients and noise (optionally blurred, as a shift would)."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (w + h)], -1)
+    img = Image.fromarray(np.clip(base + rng.normal(0, 25, (h, w, 3)), 0, 255).astype(np.uint8))
+    if blur:
+        img = img.filter(ImageFilter.GaussianBlur(blur))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+QUESTIONS = ["What color is the circle?", "How many shapes are in the image?"]
+
+
+def write_run(root, scenarios: dict, id_scenario: str | None = None):
+    """Write RUN/shifts (manifest, scenario files, images) through emidbench.rundir.
+
+    scenarios: name -> list of (question_id, image bytes, question text), in question order."""
+    from emidbench.rundir import Manifest, RunDir, ScenarioEntry, ShiftSpec
+
+    rd = RunDir(root)
+    entries = []
+    names = list(scenarios)
+    id_scenario = id_scenario or names[0]
+    for name in names:
+        records = []
+        for qid, image, text in scenarios[name]:
+            records.append({"question_id": qid, "image": rd.put_image(image, "png"), "text": text,
+                            "category": "conv", "reference": f"reference answer {qid}"})
+        rd.write_scenario(name, records)
+        is_id = name == id_scenario
+        entries.append(ScenarioEntry(name, "id" if is_id else "synthetic", "none" if is_id else "visual",
+                                     None if is_id else ShiftSpec("defocus_blur", 5), None, len(records),
+                                     f"{name}.jsonl"))
+    rd.write_manifest(Manifest("test", id_scenario, 0, id_scenario, entries))
+    return root
+
+
+@pytest.fixture
+def small_run(tmp_path):
+    """A RUN with shifted data: scenarios `bench` (ID) and `bench_defocus_blur_5`, each 3
+    images x 2 questions, question ids 0..5."""
+    clean = [(i * 2 + j, sample_image(i), QUESTIONS[j]) for i in range(3) for j in range(2)]
+    blurred = [(qid, sample_image(qid // 2, blur=2.0), q) for qid, _, q in clean]
+    return write_run(tmp_path / "run", {"bench": clean, "bench_defocus_blur_5": blurred})
+
+
+@pytest.fixture
+def make_run(tmp_path):
+    """A factory: make_run({scenario: [(question_id, image bytes, text), ...]}) -> RUN path."""
+    counter = iter(range(10**6))
+
+    def make(scenarios: dict, id_scenario: str | None = None):
+        return write_run(tmp_path / f"run{next(counter)}", scenarios, id_scenario)
+
+    return make
+
+
+@pytest.fixture
+def image_bytes():
+    """sample_image(seed, size=(48, 40), blur=0.0) -> PNG bytes."""
+    return sample_image

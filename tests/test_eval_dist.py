@@ -1,0 +1,69 @@
+"""torchrun sharding, for real: 2 CPU processes with the gloo backend give what 1 process gives."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from emidbench.eval import run_eval
+from emidbench.eval.sharding import Dist, merge_answers, take_shard
+from emidbench.rundir import RunDir, read_jsonl
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIOS = ("bench", "bench_defocus_blur_5")
+
+
+def torchrun(run, model, name, *extra):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "emidbench", "eval", str(run), "--model", str(model), "--name", name,
+                           "--max-new-tokens", "6", "--batch-size", "2", *extra],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_two_torchrun_processes_equal_one(small_run, tiny_llava_dir, tmp_path):
+    rd = RunDir(small_run)
+    # the reference: one process, its own cache (so the sharded run below cannot reuse its answers)
+    run_eval(small_run, str(tiny_llava_dir), name="single", max_new_tokens=6, batch_size=4,
+             cache_dir=tmp_path / "own-cache")
+    # answered and cached items in the mix: the sharded run keeps the first, writes the second once
+    run_eval(small_run, str(tiny_llava_dir), name="dist", max_new_tokens=6, batch_size=2, scenarios="bench")
+    first = read_jsonl(rd.responses_path("dist", "bench"))
+    rd.responses_path("dist", "bench").write_text("".join(json.dumps(r) + "\n" for r in first[:2]))
+
+    proc = torchrun(small_run, tiny_llava_dir, "dist")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # one summary, from rank 0, with the counts of both ranks: 6 generated, 4 from the cache
+    assert "10 answered (6 by the model, 4 from the response cache), 2 already done" in proc.stderr
+    assert proc.stderr.count("answered (") == 1
+    for sc in SCENARIOS:
+        a = read_jsonl(rd.responses_path("single", sc))
+        b = read_jsonl(rd.responses_path("dist", sc))
+        assert [r["question_id"] for r in b] == [0, 1, 2, 3, 4, 5]
+        assert [(r["question_id"], r["text"], r["prompt"]) for r in a] == \
+               [(r["question_id"], r["text"], r["prompt"]) for r in b]
+    assert not list((rd.responses_dir("dist") / ".shards").glob("*.jsonl"))
+    # a rerun under torchrun has nothing left to do
+    proc = torchrun(small_run, tiny_llava_dir, "dist")
+    assert proc.returncode == 0 and "12 already done" in proc.stderr, proc.stderr[-3000:]
+
+
+def test_sharding_is_deterministic_and_complete():
+    items = list(range(11))
+    shards = [take_shard(items, Dist(rank=r, world=3)) for r in range(3)]
+    assert shards == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8]]
+    assert sorted(sum(shards, [])) == items
+
+
+def test_merge_puts_shards_in_question_order_and_keeps_answers_over_failures(tmp_path):
+    questions = [{"question_id": q} for q in (3, 1, 2)]
+    main = tmp_path / "s.jsonl"
+    main.write_text(json.dumps({"question_id": 1, "text": "ok", "metadata": {}}) + "\n")
+    shard = tmp_path / "s.rank0.jsonl"
+    shard.write_text(json.dumps({"question_id": 1, "text": "", "metadata": {"error": "x"}}) + "\n" +
+                     json.dumps({"question_id": 2, "text": "b", "metadata": {}}) + "\n" +
+                     json.dumps({"question_id": 3, "text": "c", "metadata": {}}) + "\n" + '{"question_id": 9, "te')
+    merged = merge_answers(main, questions, [shard])
+    assert [(r["question_id"], r["text"]) for r in merged] == [(3, "c"), (1, "ok"), (2, "b")]
+    assert read_jsonl(main) == merged and not shard.exists()

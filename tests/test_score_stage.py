@@ -1,0 +1,265 @@
+"""`emidbench score` end to end on a small run directory built here: alignment by
+question_id, missing and failed answers, the fitted and the loaded estimator, the
+outputs and their determinism, the bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+from rich.console import Console
+
+from emidbench.errors import UserError
+from emidbench.rundir import Manifest, RunDir, ScenarioEntry, ShiftSpec
+from emidbench.score import run_score
+from emidbench.score.stage import METRIC_COLUMNS
+from helpers import photo_like
+
+CATS = ("conv", "detail", "complex")
+QUESTIONS = {"conv": "What color is the largest object in the image?",
+             "detail": "Describe the image in detail.",
+             "complex": "What might happen next in this scene, and why?"}
+NOUNS = ["cat", "dog", "bus", "kite", "tree", "boat", "pizza", "clock"]
+COLORS = ["red", "blue", "green", "yellow", "white", "black", "orange", "purple"]
+
+
+def _context(i: int) -> str:
+    caps = "\n".join(f"A {COLORS[(i + k) % 8]} {NOUNS[i % 8]} next to a {NOUNS[(i + k + 1) % 8]}." for k in range(5))
+    boxes = "\n".join(f"{NOUNS[(i + k) % 8]}: [{0.1 * k:.2f}, 0.2, {0.1 * k + 0.3:.2f}, 0.7]" for k in range(2))
+    return f"{caps}\n\n{boxes}"
+
+
+def _reference(i: int, cat: str) -> str:
+    return (f"The image shows a {COLORS[i % 8]} {NOUNS[i % 8]} near a {NOUNS[(i + 3) % 8]}. "
+            f"For the {cat} question: it is {COLORS[(i + 2) % 8]} and the scene is calm.")
+
+
+def _answer(i: int, cat: str, scenario: int) -> str:
+    # Worse (further from the reference) the more shifted the scenario.
+    good = _reference(i, cat).split()
+    rng = random.Random(1000 * scenario + 10 * i + CATS.index(cat))
+    words = [w if rng.random() > 0.25 * scenario else rng.choice(NOUNS + COLORS) for w in good]
+    return " ".join(words)
+
+
+def make_run(root, n_images: int = 4, model: str = "m", scenarios=("bench", "bench_blur", "bench_typo"),
+             drop: dict | None = None, fail: dict | None = None, shuffle: bool = True):
+    """RUN/shifts (manifest, scenario files, images) + RUN/responses/<model>/: n_images
+    images x 3 questions per scenario; scenario 1 blurs the images, scenario 2 garbles
+    the questions. drop/fail: scenario -> question ids with no answer / a failed one."""
+    drop, fail = drop or {}, fail or {}
+    rd = RunDir(root)
+    entries = []
+    for s_idx, name in enumerate(scenarios):
+        records, answers = [], []
+        for i in range(n_images):
+            img = Image.open(io.BytesIO(photo_like(i, size=(64, 48))))
+            if s_idx == 1:
+                img = img.filter(ImageFilter.GaussianBlur(2.5))
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+            image = rd.put_image(buf.getvalue(), "png")
+            for cat in CATS:
+                qid = 3 * i + CATS.index(cat)
+                text = QUESTIONS[cat] if s_idx != 2 else QUESTIONS[cat].replace("e", "r").replace("o", "p")
+                records.append({"question_id": qid, "image": image, "text": text, "category": cat,
+                                "reference": _reference(i, cat), "context": _context(i)})
+                if qid in drop.get(name, ()):
+                    continue
+                meta = {"scenario": name}
+                if qid in fail.get(name, ()):
+                    meta["error"] = "generation failed"
+                answers.append({"question_id": qid, "prompt": text, "answer_id": f"a{qid}",
+                                "text": "" if "error" in meta else _answer(i, cat, s_idx),
+                                "model_id": model, "metadata": meta})
+        rd.write_scenario(name, records)
+        if shuffle:  # alignment is by question_id, never by line
+            random.Random(s_idx).shuffle(answers)
+        path = rd.responses_path(model, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(a) + "\n" for a in answers), encoding="utf-8")
+        is_id = s_idx == 0
+        entries.append(ScenarioEntry(name, "id" if is_id else "synthetic",
+                                     "none" if is_id else ("visual" if s_idx == 1 else "text"),
+                                     ShiftSpec("defocus_blur", 3) if s_idx == 1 else None,
+                                     ShiftSpec("KeyboardAug", 1) if s_idx == 2 else None,
+                                     len(records), f"{name}.jsonl"))
+    rd.write_manifest(Manifest("test", "bench", 0, scenarios[0], entries))
+    return root
+
+
+def read_metrics(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return rows
+
+
+def quiet():
+    buf = io.StringIO()
+    return Console(file=buf, width=200), buf
+
+
+# --------------------------------------------------------------------------- end to end
+
+def test_score_end_to_end_with_fitted_estimator(tmp_path):
+    run = make_run(tmp_path / "run", drop={"bench_blur": [1, 7]}, fail={"bench_typo": [4]})
+    console, log = quiet()
+    path = run_score(run, "m", console=console)
+    assert path == run / "scores" / "m" / "metrics.csv"
+    header = path.read_text().splitlines()[0].split(",")
+    assert header == METRIC_COLUMNS
+    rows = read_metrics(path)
+    assert [r["scenario"] for r in rows] == ["bench", "bench_blur", "bench_typo"]
+    by = {r["scenario"]: r for r in rows}
+    assert (by["bench"]["n"], by["bench"]["n_missing"], by["bench"]["n_failed"]) == ("12", "0", "0")
+    assert (by["bench_blur"]["n"], by["bench_blur"]["n_missing"], by["bench_blur"]["n_failed"]) == ("10", "2", "0")
+    assert (by["bench_typo"]["n"], by["bench_typo"]["n_missing"], by["bench_typo"]["n_failed"]) == ("11", "0", "1")
+    assert "2 questions without an answer and 1 failed generations" in log.getvalue()
+    assert float(by["bench"]["emid"]) == 0.0
+    for r in rows:
+        for col in ("emi", "emid", "emid_ub", "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood"):
+            assert np.isfinite(float(r[col])), (r["scenario"], col)
+        for col in ("emi_lo", "emid_true_ub", "rp_score", "win_rate", "judge_n", "judge_failed"):
+            assert r[col] == ""  # not computed: an empty cell, never a placeholder
+    assert float(by["bench_blur"]["jsd_v"]) > float(by["bench_typo"]["jsd_v"])  # typo: same images (2 fewer)
+    assert float(by["bench_typo"]["jsd_t"]) > float(by["bench_blur"]["jsd_t"])
+    record = json.loads((run / "scores" / "m" / "score.json").read_text())
+    assert record["estimator"]["kind"] == "fit" and np.isfinite(record["estimator"]["val_loglik"])
+    assert record["estimator"]["n_pairs"] == 2 * (12 + 10 + 11)
+    assert record["embedder"]["name"] == "offline" and record["embedder"]["identity"].startswith("offline")
+    assert record["counts"]["missing"] == 2 and record["counts"]["failed"] == 1
+    assert record["judge"] is None
+
+    # The numbers are those of the aligned items, computed directly.
+    from emidbench.score.club import load_club
+    from emidbench.score.embedders import make_embedder
+    from emidbench.score.metrics import EmbeddingSet, score_scenarios
+
+    emb, rd = make_embedder("offline"), RunDir(run)
+    sets = {}
+    for name in ("bench", "bench_blur", "bench_typo"):
+        answers = {a["question_id"]: a for a in map(json.loads, rd.responses_path("m", name).read_text().splitlines())}
+        its = [q for q in rd.read_scenario(name)
+               if q["question_id"] in answers and not answers[q["question_id"]]["metadata"].get("error")]
+        sets[name] = EmbeddingSet(x_v=emb.embed_images([rd.image_path(q["image"]).read_bytes() for q in its]),
+                                  x_t=emb.embed_texts([q["text"] for q in its]),
+                                  y_hat=emb.embed_texts([answers[q["question_id"]]["text"] for q in its]),
+                                  y=emb.embed_texts([q["reference"] for q in its]))
+    club = load_club(run / "scores" / "m" / "club.pt")
+    direct = {r["scenario"]: r for r in score_scenarios("bench", sets, club)}
+    for name, r in by.items():
+        for col in ("emi", "emid", "emid_ub", "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood"):
+            assert float(r[col]) == pytest.approx(direct[name][col], abs=1e-9), (name, col)
+
+    # A rerun: nothing embedded again, byte-identical outputs.
+    before = {p: (run / "scores" / "m" / p).read_bytes() for p in ("metrics.csv", "score.json", "club.pt")}
+    console2, log2 = quiet()
+    run_score(run, "m", console=console2)
+    assert "0 new embeddings" in log2.getvalue()
+    for p, data in before.items():
+        assert (run / "scores" / "m" / p).read_bytes() == data, p
+    # A fresh copy without the cache: the same bytes too.
+    copy = tmp_path / "copy"
+    shutil.copytree(run / "shifts", copy / "shifts")
+    shutil.copytree(run / "responses", copy / "responses")
+    run_score(copy, "m")
+    for p, data in before.items():
+        assert (copy / "scores" / "m" / p).read_bytes() == data, p
+
+
+def test_score_with_a_saved_estimator_and_id_override(tmp_path):
+    import torch
+
+    from emidbench.score.club import CLUB, save_club
+
+    run = make_run(tmp_path / "run", n_images=3)
+    torch.manual_seed(0)
+    save_club(CLUB(256, 256, 64), tmp_path / "club.pt")
+    run_score(run, "m", estimator=str(tmp_path / "club.pt"), id_scenario="bench_blur", entropy_scaler=2.0)
+    by = {r["scenario"]: r for r in read_metrics(run / "scores" / "m" / "metrics.csv")}
+    assert float(by["bench_blur"]["emid"]) == 0.0 and float(by["bench"]["emid"]) != 0.0
+    assert float(by["bench"]["emid_true_ub"]) > float(by["bench"]["emid_ub"]) > 0
+    assert not (run / "scores" / "m" / "club.pt").exists()
+    record = json.loads((run / "scores" / "m" / "score.json").read_text())
+    assert record["estimator"] == {"kind": "path", "path": str(tmp_path / "club.pt")}
+    assert record["id_scenario"] == "bench_blur"
+
+    save_club(CLUB(768, 768, 500), tmp_path / "club768.pt")
+    with pytest.raises(UserError, match="768-d"):
+        run_score(run, "m", estimator=str(tmp_path / "club768.pt"))
+    with pytest.raises(UserError, match="no such file"):
+        run_score(run, "m", estimator=str(tmp_path / "nope.pt"))
+
+
+def test_score_with_the_paper_embedder_on_tiny_encoders(tmp_path):
+    import torch
+
+    from emidbench.score.club import CLUB, save_club
+    from test_embedders import build_tiny_clip_vision, build_tiny_xlmr
+
+    vision, text = build_tiny_clip_vision(tmp_path / "clip"), build_tiny_xlmr(tmp_path / "xlmr")
+    run = make_run(tmp_path / "run", n_images=2)
+    torch.manual_seed(0)
+    save_club(CLUB(16, 16, 32), tmp_path / "club.pt")
+    run_score(run, "m", embedder="paper", vision_encoder=str(vision), text_encoder=str(text),
+              estimator=str(tmp_path / "club.pt"), bootstrap=20)
+    rows = read_metrics(run / "scores" / "m" / "metrics.csv")
+    assert all(np.isfinite(float(r["emi"])) for r in rows)
+    for r in rows:  # bootstrap intervals present, ordered
+        assert float(r["emi_lo"]) <= float(r["emi_hi"])
+    record = json.loads((run / "scores" / "m" / "score.json").read_text())
+    assert record["embedder"]["identity"].startswith("paper:")
+    assert record["embedder"]["vision_encoder"] == str(vision)
+    with pytest.raises(UserError, match="expects 16-d"):  # the offline embedder is 256-d
+        run_score(run, "m", estimator=str(tmp_path / "club.pt"))
+
+
+# --------------------------------------------------------------------------- bad input
+
+def test_bad_inputs(tmp_path):
+    run = make_run(tmp_path / "run", n_images=2)
+    with pytest.raises(UserError, match=r"no scenario 'nope' in this run \(have: bench, bench_blur, bench_typo\)"):
+        run_score(run, "m", id_scenario="nope")
+    with pytest.raises(UserError, match=r"no answers for model 'other'.*have: m"):
+        run_score(run, "other")
+    with pytest.raises(UserError, match="no shifted data"):
+        run_score(tmp_path / "empty", "m")
+    with pytest.raises(UserError, match="--bootstrap"):
+        run_score(run, "m", bootstrap=-1)
+    with pytest.raises(UserError, match="unknown embedder"):
+        run_score(run, "m", embedder="clip")
+    # The ID scenario without a single answer: nothing to compare against.
+    rd = RunDir(run)
+    rd.responses_path("m", "bench").write_text("")
+    with pytest.raises(UserError, match="ID scenario bench has no answered question"):
+        run_score(run, "m")
+
+
+def test_missing_image_and_missing_reference(tmp_path):
+    run = make_run(tmp_path / "run", n_images=2)
+    rd = RunDir(run)
+    records = rd.read_scenario("bench_blur")
+    (rd.images / records[0]["image"]).unlink()
+    with pytest.raises(UserError, match=r"bench_blur.jsonl: question 0: image .* is missing"):
+        run_score(run, "m")
+    run2 = make_run(tmp_path / "run2", n_images=2)
+    rd2 = RunDir(run2)
+    recs = rd2.read_scenario("bench")
+    del recs[2]["reference"]
+    rd2.write_scenario("bench", recs)
+    with pytest.raises(UserError, match="question 2 has no reference"):
+        run_score(run2, "m")
+
+
+def test_a_scenario_without_answers_gets_an_empty_row(tmp_path):
+    run = make_run(tmp_path / "run", n_images=2)
+    RunDir(run).responses_path("m", "bench_typo").unlink()
+    rows = {r["scenario"]: r for r in read_metrics(run_score(run, "m"))}
+    assert rows["bench_typo"]["n"] == "0" and rows["bench_typo"]["n_missing"] == "6"
+    assert rows["bench_typo"]["emi"] == "" and rows["bench_blur"]["emi"] != ""
