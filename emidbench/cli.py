@@ -207,7 +207,7 @@ def list_():
     for kind, items in catalog().items():
         out.print(f"[bold]{kind}[/bold]")
         for name, desc in items:
-            out.print(f"  {name:<24} {desc}", highlight=False)
+            out.print(f"  {name:<24} {desc}", highlight=False, markup=False)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from emidbench.errors import UserError
-from emidbench.rundir import RunDir, atomic_write_json, model_slug, read_json
+from emidbench.rundir import RunDir, atomic_write_json, iter_jsonl, model_slug, read_json
 
 # key -> default; sections are dicts of options passed to the stage functions.
 TOP_KEYS = {
@@ -115,6 +115,29 @@ class _Progress:
         atomic_write_json(self.path, self.done)
 
 
+def _unanswered(run: RunDir, slug: str) -> list[str]:
+    """Scenarios of the manifest with a question that has no (non-failed) answer in
+    RUN/responses/<slug>/: a lost or cut-short responses file is not complete."""
+    todo = []
+    for s in run.read_manifest().scenarios:
+        path = run.responses_path(slug, s.name)
+        answered = set()
+        if path.is_file():
+            answered = {str(r.get("question_id")) for _, r in iter_jsonl(path, allow_torn_tail=True)
+                        if not (r.get("metadata") or {}).get("error")}
+        if any(str(q["question_id"]) not in answered for q in run.read_scenario(s.name)):
+            todo.append(s.name)
+    return todo
+
+
+def _files_digest(paths) -> str:
+    """What a stage read, by content: a rerun after any of these changed is not skipped."""
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def run_pipeline(cfg: dict, console=None, out=None) -> dict:
     from emidbench.benchmarks import load_benchmark
     from emidbench.eval import run_eval
@@ -144,16 +167,23 @@ def run_pipeline(cfg: dict, console=None, out=None) -> dict:
         slug = model_slug(model, opts.get("name"))
         slugs.append(slug)
         eval_fp = _fingerprint([shift_fp, model, opts])
-        if progress.is_done(f"eval:{slug}", eval_fp):
+        todo = _unanswered(run, slug)
+        evaluated = False
+        if progress.is_done(f"eval:{slug}", eval_fp) and not todo:
             say(f"eval {slug}: complete, skipped")
         else:
+            evaluated = True
+            if progress.is_done(f"eval:{slug}", eval_fp) and not opts.get("scenarios"):
+                opts = {**opts, "scenarios": ",".join(todo)}  # only what is missing; other files untouched
             summary = run_eval(run.root, model, console=console, **opts)
             if getattr(summary, "failed", 0):
                 say(f"eval {slug}: {summary.failed} items failed; they are left out of scoring and retried on the next run")
             else:
                 progress.mark(f"eval:{slug}", eval_fp)
-        score_fp = _fingerprint([eval_fp, cfg["score"], cfg["seed"]])
-        if progress.is_done(f"score:{slug}", score_fp):
+        score_fp = _fingerprint([eval_fp, cfg["score"], cfg["seed"],
+                                 _files_digest(run.responses_dir(slug).glob("*.jsonl"))])
+        if (progress.is_done(f"score:{slug}", score_fp) and not evaluated
+                and (run.scores_dir(slug) / "metrics.csv").is_file()):
             say(f"score {slug}: complete, skipped")
         else:
             run_score(run.root, slug, seed=cfg["seed"], console=console, **cfg["score"])

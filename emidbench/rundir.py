@@ -28,6 +28,8 @@ from typing import Any, Iterable, Iterator
 from emidbench.errors import UserError
 
 MANIFEST_VERSION = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: mkstemp makes 0600 files, results should get the usual 0666 & ~umask
 FAMILIES = ("id", "synthetic", "natural", "custom")
 MODALITIES = ("none", "visual", "text", "joint")
 
@@ -43,6 +45,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -12,20 +12,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # LLaVA-1.5's conversation format, as a chat template (what llava-hf checkpoints ship).
-LLAVA_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}"
-    "{{ message['content'] if message['content'] is string else message['content'][0]['text'] }}{{ ' ' }}"
-    "{% elif message['role'] == 'user' %}USER: "
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
-    "{% for item in message['content'] %}{% if item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}"
-    "{% endif %} "
-    "{% elif message['role'] == 'assistant' %}ASSISTANT: "
-    "{{ message['content'] if message['content'] is string else message['content'][0]['text'] }}</s>"
-    "{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-)
+from emidbench.assets.tiny_llava import CHAT_TEMPLATE as LLAVA_CHAT_TEMPLATE  # noqa: E402
+
 TINY_WORDS = (
     "user assistant : ? . , a the is are in of on what how many color shape shapes image picture describe "
     "detail there one two three red green blue yellow circle square triangle left right top bottom part "

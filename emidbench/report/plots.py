@@ -30,14 +30,26 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    """PNG bytes written atomically (a killed report leaves the old figure or the new)."""
+    """PNG bytes written atomically (a killed report leaves the old figure or the new),
+    and only when they differ from the file's: a rerun on the same scores touches nothing."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", **SAVE)
     plt.close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    write_if_changed(Path(path), buf.getvalue())
     return Path(path)
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Atomically write data to path unless it already holds exactly these bytes."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    atomic_write_bytes(path, data)
+    return True
 
 
 def _colors(n: int) -> list:
@@ -120,6 +132,7 @@ def natural_plot(rows: list[dict], id_name: str, path: Path, model: str) -> Path
             ys = [groups[dom].get(lang, {}).get(m) for lang in langs]
             ax.plot(x, [np.nan if y is None else y for y in ys], marker="o", label=dom)
         ax.set_xticks(x, langs, rotation=30, ha="right")
+        ax.set_xlim(-0.3, len(langs) - 0.7)  # no point on the frame
         ax.set_ylabel(label)
         ax.set_title(f"{label} per language and visual domain")
         ax.grid(alpha=0.3)
@@ -195,22 +208,25 @@ def grid_plot(rows: list[dict], id_name: str, path: Path, model: str) -> Path | 
     grid = np.array([[cell.get((v, t)) if cell.get((v, t)) is not None else np.nan for t in txt] for v in vis],
                     dtype=float)
     name = lambda s: "none" if s[0] is None else s[0] if s[1] is None else f"{s[0]} {s[1]}"  # noqa: E731
-    fig, ax = plt.subplots(figsize=(1.4 * len(txt) + 2.5, 0.55 * len(vis) + 1.8))
-    lim = np.nanmax(np.abs(grid)) or 1.0
-    cmap = plt.get_cmap("RdBu_r")
-    im = ax.imshow(grid, cmap=cmap, vmin=-lim, vmax=lim, aspect="auto")
+    # Wide enough for the title however small the grid is.
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.4 * len(txt) + 2.5), 0.55 * len(vis) + 2.2))
+    lim = float(np.nanmax(np.abs(grid))) or 1.0
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.8")  # sets this run did not make: grey
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-lim, vmax=lim, aspect="auto")
     ax.set_xticks(range(len(txt)), [name(t) for t in txt], rotation=30, ha="right")
     ax.set_yticks(range(len(vis)), [name(v) for v in vis])
     for i in range(len(vis)):
         for j in range(len(txt)):
-            if not np.isnan(grid[i, j]):
+            if np.isnan(grid[i, j]):
+                ax.text(j, i, "not run", ha="center", va="center", fontsize=7, color="0.35")
+            else:
                 # White on the dark ends of the colour map, black elsewhere: readable in every cell.
                 dark = abs(grid[i, j]) > 0.6 * lim
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=8,
                         color="white" if dark else "black")
     ax.set_xlabel("text shift")
     ax.set_ylabel("visual shift")
-    ax.set_title(f"{model}: EMID over the synthetic grid (red = worse than ID)")
+    ax.set_title(f"{model}: EMID over the synthetic grid\n(red = worse than ID, blue = better)")
     fig.colorbar(im, ax=ax, label="EMID")
     fig.tight_layout()
     return _save(fig, path)

@@ -77,7 +77,7 @@ def per_shift_rows(manifest: Manifest, metrics: list[dict], model: str) -> list[
                "n": _int(m.get("n")), "judge_failed": _int(m.get("judge_failed"))}
         if s.family == "natural":
             dom, split, lang = s.extra.get("domain"), s.extra.get("split"), s.extra.get("language")
-            row["visual_shift"] = f"{dom}_{split}" if dom else None
+            row["visual_shift"] = (f"{dom}_{split}" if split else dom) if dom else None
             row["text_shift"] = lang if lang and lang != "English" else None
         for c in NUMERIC:
             row[c] = _float(m.get(c))

@@ -12,18 +12,20 @@ from rich.table import Table
 
 from emidbench.report.correlations import COVARIATE
 
-WORST = 5  # rows highlighted as the worst shifts
+WORST = 5  # at most this many rows highlighted as the worst shifts (and at most a quarter of them)
 LIMIT = 25  # rows shown; the rest are in per_shift.csv
 LABELS = {"emi": "EMI", "emid": "EMID", "emid_ub": "UB", "rp_score": "RP", "win_rate": "win", "jsd_v": "JSD_v",
-          "jsd_t": "JSD_t", COVARIATE: "√JSD_v+√JSD_t"}
+          "jsd_t": "JSD_t", COVARIATE: "sqrt-JSD sum"}  # ASCII: legacy consoles cannot print a root sign
 
 
 def _f(v, digits: int = 3) -> str:
-    return "" if v is None else f"{v:.{digits}f}"
+    if v is None:
+        return ""
+    return f"{v + 0.0 if round(v, digits) else 0.0:.{digits}f}"  # never "-0.000"
 
 
 def _ci(lo, hi) -> str:
-    return "" if lo is None or hi is None else f"[{lo:.2f},{hi:.2f}]"
+    return "" if lo is None or hi is None else f"[{_f(lo, 2)},{_f(hi, 2)}]"
 
 
 def _p(p) -> str:
@@ -51,7 +53,7 @@ def short_names(names: list[str], id_name: str) -> dict[str, str]:
 
 def _table(title: str, caption: str | None = None) -> Table:
     return Table(title=title, title_justify="left", caption=caption, caption_justify="left", box=box.SIMPLE_HEAD,
-                 show_edge=False, pad_edge=False, padding=(0, 1))
+                 show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))  # 2 spaces between columns
 
 
 def shift_table(model: str, rows: list[dict], id_name: str, limit: int = LIMIT) -> Table:
@@ -60,20 +62,22 @@ def shift_table(model: str, rows: list[dict], id_name: str, limit: int = LIMIT) 
     idr = next((r for r in rows if r["scenario"] == id_name), None)
     names = short_names([r["scenario"] for r in rows], id_name)
     has_ci = any(r["emid_lo"] is not None for r in ood)
+    n_worst = max(1, min(WORST, len(ood) // 4))
     has_judge = any(r["rp_score"] is not None for r in rows)
     notes = [f"{len(ood) - limit} more shifts in per_shift.csv" if len(ood) > limit else None,
-             f"bold red: the {min(WORST, len(ood))} largest EMID (worst shifts)" if ood else None,
+             (f"bold red: the {n_worst} largest EMID (worst shifts)" if n_worst > 1 else
+              "bold red: the largest EMID (worst shift)") if ood else None,
              "no judge was run (RP, win empty)" if not has_judge else None]
     t = _table(f"{model} vs ID set {id_name}: worst EMID first",
                "; ".join(n for n in notes if n) or None)
     # The only column that may shrink (numbers never do): cut with an ellipsis, not wrapped.
     t.add_column("shift", overflow="ellipsis", min_width=12)
-    columns = ["n", "EMI", "EMID"] + (["95% CI"] if has_ci else []) + ["UB"] + (["RP", "win"] if has_judge else [])
+    columns = ["EMI", "EMID"] + (["95% CI"] if has_ci else []) + ["UB"] + (["RP", "win"] if has_judge else [])
     for col in columns:
         t.add_column(col, justify="right", no_wrap=True)
 
     def cells(r, emid: str) -> list[str]:
-        c = ["" if r["n"] is None else str(r["n"]), _f(r["emi"]), emid]
+        c = [_f(r["emi"]), emid]
         if has_ci:
             c.append(_ci(r["emid_lo"], r["emid_hi"]) if r["scenario"] != id_name else "")
         c.append(_f(r["emid_ub"]))
@@ -82,15 +86,16 @@ def shift_table(model: str, rows: list[dict], id_name: str, limit: int = LIMIT) 
         return c
 
     if idr:
-        t.add_row(f"{id_name} (ID)", *cells(idr, "0"), style="dim", end_section=True)
+        t.add_row(f"{id_name} (ID)", *cells(idr, _f(idr["emid"])), style="dim", end_section=True)
     for i, r in enumerate(ood[:limit]):
-        t.add_row(names[r["scenario"]], *cells(r, _f(r["emid"])), style="bold red" if i < WORST else None)
+        t.add_row(names[r["scenario"]], *cells(r, _f(r["emid"])), style="bold red" if i < n_worst else None)
     return t
 
 
 def correlation_table(model: str, corr: list[dict]) -> Table:
     """One model's correlations: a section per family, p-values beside r and rho."""
-    t = _table(f"{model}: correlations across scenarios (Pearson r, Spearman rho)")
+    t = _table(f"{model}: correlations across scenarios (Pearson r, Spearman rho)",
+               "UB: EMID upper bound; sqrt-JSD sum: sqrt(JSD_v) + sqrt(JSD_t); slope: least-squares EMID on UB")
     for col, just in (("family", "left"), ("metric vs", "left"), ("n", "right"), ("r", "right"), ("p", "right"),
                       ("rho", "right"), ("p", "right"), ("slope", "right")):
         t.add_column(col, justify=just, no_wrap=col != "metric vs", overflow="ellipsis")

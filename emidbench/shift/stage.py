@@ -52,6 +52,7 @@ from emidbench.shift.visual import MIN_SIDE, PNG_ENCODER, corrupt_image, encode_
 IMAGE_INDEX = ".images.jsonl"
 PROGRESS = ".progress.json"
 TRANSLATIONS = ".translations.json"
+WORDNET_PERTURBATIONS = {"sr", "synonym"}  # text perturbations that read WordNet
 JOBS_PER_TASK = 8  # corruptions of one source image sent to a worker together (decoded once)
 
 
@@ -266,6 +267,11 @@ def run_shift(
     selected = {p.name: _select(samples_of[p.domain], splits.get(p.domain), p.split) for p in plans}
     fingerprints = {p.name: _fingerprint(p, selected[p.name], machine, seed) for p in plans}
     todo = [p for p in plans if not progress.is_done(p.name, fingerprints[p.name], run)]
+
+    if any(p.text is not None and p.text.name in WORDNET_PERTURBATIONS for p in todo):
+        from emidbench.shift.text.wordnet import wordnet
+
+        wordnet()  # missing WordNet: one clear error now, not after the image work
 
     # Distinct image jobs of the scenarios still to write, minus those stored by an earlier run.
     index = _ImageIndex(run)

@@ -45,17 +45,19 @@ class PaperEmbedder:
                  batch_size: int = 32, text_batch_size: int = 64, device: str = "auto", **_):
         from transformers import AutoConfig
 
-        from emidbench.eval.backends.hf import load_pretrained
+        from emidbench.eval.backends.hf import load_pretrained, resolve_model
 
         self.vision_id = vision_encoder or VISION
         self.text_id = text_encoder or TEXT
+        # bundled names (mini-clip, mini-xlmr) -> their folders; the names stay in the records
+        self._vision_src, self._text_src = resolve_model(self.vision_id), resolve_model(self.text_id)
         self.device_option = device
         self.batch_size = batch_size
         self.text_batch_size = text_batch_size
         self._loaded = False
         with _quiet():
-            vcfg = load_pretrained(AutoConfig, self.vision_id, "a CLIP checkpoint")
-            tcfg = load_pretrained(AutoConfig, self.text_id, "an XLM-R checkpoint")
+            vcfg = load_pretrained(AutoConfig, self._vision_src, "a CLIP checkpoint")
+            tcfg = load_pretrained(AutoConfig, self._text_src, "an XLM-R checkpoint")
         if vcfg.model_type not in ("clip", "clip_vision_model"):
             raise UserError(f"--vision-encoder {self.vision_id} is a {vcfg.model_type!r} checkpoint; the paper "
                             "embedder needs a CLIP one (CLIPModel or CLIPVisionModel)")
@@ -64,10 +66,10 @@ class PaperEmbedder:
         if self.dim != text_dim:
             raise UserError(f"the vision encoder gives {self.dim}-d and the text encoder {text_dim}-d vectors; "
                             "EMI needs images and texts in one space of one width")
-        folders = [_local_folder(self.vision_id), _local_folder(self.text_id)]
+        folders = [_local_folder(self._vision_src), _local_folder(self._text_src)]
         if None in folders:  # a hub id not in the local cache yet: loading downloads it
             self._load()
-            folders = [_local_folder(self.vision_id), _local_folder(self.text_id)]
+            folders = [_local_folder(self._vision_src), _local_folder(self._text_src)]
         from emidbench.eval.backends.hf import weights_fingerprint
 
         parts = [POOLING_VERSION] + [weights_fingerprint(f) if f else "unresolved" for f in folders]
@@ -83,12 +85,12 @@ class PaperEmbedder:
 
         self.device = pick_device(self.device_option)
         with _quiet():
-            self.image_processor = load_pretrained(AutoImageProcessor, self.vision_id, "a CLIP image processor")
-            vision, info = load_pretrained(CLIPVisionModel, self.vision_id, "a CLIP vision model",
+            self.image_processor = load_pretrained(AutoImageProcessor, self._vision_src, "a CLIP image processor")
+            vision, info = load_pretrained(CLIPVisionModel, self._vision_src, "a CLIP vision model",
                                            dtype=torch.float32, output_loading_info=True)
             _check_loaded(self.vision_id, info, "")
-            self.tokenizer = load_pretrained(AutoTokenizer, self.text_id, "an XLM-R tokenizer")
-            text_model, info = load_pretrained(AutoModel, self.text_id, "an XLM-R model", dtype=torch.float32,
+            self.tokenizer = load_pretrained(AutoTokenizer, self._text_src, "an XLM-R tokenizer")
+            text_model, info = load_pretrained(AutoModel, self._text_src, "an XLM-R model", dtype=torch.float32,
                                                output_loading_info=True)
             _check_loaded(self.text_id, info, "embeddings.")
         if not hasattr(text_model, "embeddings") or not hasattr(text_model.embeddings, "word_embeddings"):

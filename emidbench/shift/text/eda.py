@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import re
+from functools import lru_cache
 
 from emidbench.shift.seeding import seeded_global_rng
 from emidbench.shift.text import PERTURBATIONS, TextPerturbation
@@ -34,7 +35,10 @@ def clean(line: str) -> str:
     return re.sub(" +", " ", line).strip()
 
 
-def synonyms(word: str) -> list[str]:
+@lru_cache(maxsize=None)
+def synonyms(word: str) -> tuple[str, ...]:
+    """The word's WordNet synonyms, cleaned the EDA way, sorted (memoised: the same
+    questions are perturbed for many scenarios)."""
     out = set()
     for syn in wordnet().synsets(word):
         for lemma in syn.lemmas():
@@ -42,7 +46,7 @@ def synonyms(word: str) -> list[str]:
             out.add("".join(c for c in s if c in " qwertyuiopasdfghjklzxcvbnm"))
     out.discard(word)
     out.discard("")
-    return sorted(out)
+    return tuple(sorted(out))
 
 
 def synonym_replacement(text: str, k: int, seed: int) -> str:

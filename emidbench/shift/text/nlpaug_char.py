@@ -7,30 +7,39 @@ alone, at least one word changes).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from emidbench.shift.text import PERTURBATIONS, TextPerturbation
 from emidbench.shift.seeding import seeded_global_rng as seeded
 
 
-def _keyboard(text: str, k: int, seed: int) -> str:
+@lru_cache(maxsize=None)
+def augmenter(kind: str, **kwargs):
+    """One nlpaug augmenter per configuration, built once: building KeyboardAug reads and
+    expands its keyboard map (~1 ms), more than augmenting a question. Building draws no
+    random numbers and augment() keeps no state between calls, so reuse changes nothing."""
     import nlpaug.augmenter.char as nac
 
+    return getattr(nac, kind)(**kwargs)
+
+
+def _keyboard(text: str, k: int, seed: int) -> str:
+    aug = augmenter("KeyboardAug", aug_word_p=0.05 * k)
     with seeded(seed):
-        return _first(nac.KeyboardAug(aug_word_p=0.05 * k).augment(text))
+        return _first(aug.augment(text))
 
 
 def _ocr(text: str, k: int, seed: int) -> str:
-    import nlpaug.augmenter.char as nac
-
+    aug = augmenter("OcrAug", aug_word_p=0.05 * k)
     with seeded(seed):
-        return _first(nac.OcrAug(aug_word_p=0.05 * k).augment(text))
+        return _first(aug.augment(text))
 
 
 def _random_char(action: str):
     def apply(text: str, k: int, seed: int) -> str:
-        import nlpaug.augmenter.char as nac
-
+        aug = augmenter("RandomCharAug", action=action, aug_word_p=0.05 * k)
         with seeded(seed):
-            return _first(nac.RandomCharAug(action=action, aug_word_p=0.05 * k).augment(text))
+            return _first(aug.augment(text))
 
     return apply
 

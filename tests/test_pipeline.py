@@ -1,0 +1,145 @@
+"""`emidbench run` end to end through the CLI: shift -> eval -> score -> report on the
+`mini` benchmark with a 3-set suite written here, the bundled tiny-llava, the offline
+embedder, a fitted CLUB and the offline judge; a rerun that skips every stage and
+changes no file; a rerun after a lost responses file that answers only that scenario
+again and rescores; a config with a typo'd key."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import run_cli
+
+MODEL = "tiny-llava"
+SCENARIOS = ["mini", "mini_defocus_blur_3", "mini_KeyboardAug_3"]
+SUITE = {
+    "description": "ID + defocus_blur 3 + KeyboardAug 3",
+    "synthetic": {"grid": "separate", "visual": [{"name": "defocus_blur", "severities": [3]}],
+                  "text": [{"name": "KeyboardAug", "severities": [3]}]},
+}
+
+
+def write_config(folder: Path, out: Path, suite: Path | None = None, **changes) -> Path:
+    """A run config in folder; the suite YAML is written beside it unless given (a rerun
+    must name the same suite: its path is part of what the shift stage was run with)."""
+    if suite is None:
+        suite = folder / "three.yaml"
+        suite.write_text(yaml.safe_dump(SUITE), encoding="utf-8")
+    cfg = {"out": str(out), "benchmark": "mini", "suite": str(suite), "seed": 0, "limit": 4,
+           "models": [{"model": MODEL, "backend": "hf", "batch_size": 8, "max_new_tokens": 8}],
+           "score": {"embedder": "offline", "estimator": "fit", "judge": "offline"}}
+    cfg.update(changes)
+    path = folder / f"run-{out.name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under root: (mtime in ns, bytes)."""
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def stage_lines(stderr: str) -> dict[str, str]:
+    """The first line each stage printed: 'shift: ...', 'eval tiny-llava ...', 'score ...'."""
+    out: dict[str, str] = {}
+    for line in stderr.splitlines():
+        for stage in ("shift", "eval", "score"):
+            if line.startswith(stage) and stage not in out:
+                out[stage] = line
+    return out
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pipeline")
+    run = folder / "run"
+    config = write_config(folder, run)
+    res = run_cli("run", "--config", config, env={"COLUMNS": "80"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    return folder, run, res
+
+
+def rerun_copy(first_run, tmp_path) -> tuple[Path, Path]:
+    """A copy of the finished run (mtimes kept) and a config pointing at it."""
+    folder, run, _ = first_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)  # copy2: mtimes preserved
+    return copy, write_config(tmp_path, copy, suite=folder / "three.yaml")
+
+
+def test_run_goes_from_benchmark_to_report(first_run):
+    _, run, res = first_run
+    for folder in ("shifts", "responses", "scores", "report"):
+        assert (run / folder).is_dir(), folder
+    manifest = json.loads((run / "shifts" / "manifest.json").read_text(encoding="utf-8"))
+    scenarios = [s["name"] for s in manifest["scenarios"]]
+    assert sorted(scenarios) == sorted(SCENARIOS)
+    assert sorted(p.stem for p in (run / "responses" / MODEL).glob("*.jsonl")) == sorted(SCENARIOS)
+    with open(run / "report" / MODEL / "per_shift.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["scenario"] for r in rows] == scenarios
+    assert all(r["n"] == "4" and r["emi"] != "" and r["rp_score"] != "" for r in rows)
+    for name in ("summary.csv", "correlations.csv", "emid_vs_bound.png"):
+        assert (run / "report" / name).is_file(), name
+    assert (run / "report" / MODEL / "severity.png").is_file()
+    # The terminal summary is on stdout, readable at 80 columns.
+    assert f"{MODEL} vs ID set mini" in res.stdout
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80
+
+
+def test_a_rerun_skips_every_stage_and_changes_no_file(first_run, tmp_path):
+    run, config = rerun_copy(first_run, tmp_path)
+    before = snapshot(run)
+    res = run_cli("run", "--config", config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert stage_lines(res.stderr) == {"shift": "shift: complete, skipped",
+                                       "eval": f"eval {MODEL}: complete, skipped",
+                                       "score": f"score {MODEL}: complete, skipped"}
+    after = snapshot(run)
+    assert sorted(after) == sorted(before)
+    changed = [name for name in before if after[name] != before[name]]
+    assert changed == []
+    assert "worst EMID first" in res.stdout  # the report is still shown
+
+
+def test_a_lost_responses_file_is_answered_again_and_rescored(first_run, tmp_path):
+    run, config = rerun_copy(first_run, tmp_path)
+    responses = run / "responses" / MODEL
+    lost = responses / "mini_KeyboardAug_3.jsonl"
+    lost_bytes = lost.read_bytes()
+    lost.unlink()
+    others = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in responses.glob("*.jsonl")}
+    metrics = run / "scores" / MODEL / "metrics.csv"
+    metrics_mtime = metrics.stat().st_mtime_ns
+    res = run_cli("run", "--config", config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = stage_lines(res.stderr)
+    assert lines["shift"] == "shift: complete, skipped"
+    assert "skipped" not in lines["eval"] and "4 answered" in lines["eval"], lines["eval"]
+    assert lines["score"] != f"score {MODEL}: complete, skipped"
+    # Only the lost file was written again (greedy answers: the same bytes); the others untouched.
+    assert lost.read_bytes() == lost_bytes
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in responses.glob("*.jsonl")
+            if p != lost} == others
+    assert metrics.stat().st_mtime_ns != metrics_mtime
+
+
+@pytest.mark.parametrize("changes, key, hint", [
+    ({"score": {"embeder": "offline"}}, "'score.embeder'", "'score.embedder'"),
+    ({"modles": []}, "'modles'", "'models'"),
+])
+def test_a_typo_in_the_config_names_the_key(tmp_path, changes, key, hint):
+    config = write_config(tmp_path, tmp_path / "run", **changes)
+    res = run_cli("run", "--config", config)
+    assert res.returncode == 2, res.stderr
+    err = res.stderr.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("emidbench: error:"), err
+    assert str(config) in err and key in err and hint in err, err
+    assert not (tmp_path / "run").exists()  # nothing was started

@@ -1,0 +1,390 @@
+"""`emidbench report` on a run scored by the real score stage (offline embedder, fitted
+CLUB, offline judge): the CSVs' columns and rows, the correlations against scipy on the
+same numbers, the figures, determinism, empty columns for what was not computed, the
+terminal table at 80 columns, and the bad inputs through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+from scipy import stats
+
+from emidbench.rundir import Manifest, RunDir, ScenarioEntry, ShiftSpec, atomic_write_jsonl
+from emidbench.report import run_report
+from emidbench.score import run_score
+from helpers import photo_like, run_cli
+
+# The columns issue 7 asks for, spelled out (not imported) so a change to them fails here.
+PER_SHIFT = ("scenario family modality visual_shift visual_severity text_shift text_severity n emi emi_lo emi_hi "
+             "emid emid_lo emid_hi emid_ub jsd_v jsd_t jsd_y_id jsd_y_ood rp_score rp_lo rp_hi win_rate win_lo "
+             "win_hi judge_failed").split()
+JUDGE_COLUMNS = ["rp_score", "rp_lo", "rp_hi", "win_rate", "win_lo", "win_hi", "judge_failed"]
+TEXT_COLUMNS = {"scenario", "family", "modality", "visual_shift", "text_shift"}
+FIGURES = ("severity.png", "natural.png", "emid_grid.png", "emid_vs_bound.png")
+
+ID = "bench"
+N_IMAGES = 4
+QUESTIONS = ["What color is the largest shape in the picture?", "Describe the scene in the image in detail."]
+WORDS = "red blue green yellow circle square triangle left right top bottom large small near far".split()
+# Synthetic: visual {none, defocus_blur 1, 3} and text {none, KeyboardAug 3}, with one joint
+# cell; natural: a second domain and a second language. Few sets: scoring cost grows with them.
+# (name, family, modality, visual, text, manifest extra)
+SCENARIOS = [
+    (ID, "id", "none", None, None, {}),
+    (f"{ID}_defocus_blur_1", "synthetic", "visual", ShiftSpec("defocus_blur", 1), None, {}),
+    (f"{ID}_defocus_blur_3", "synthetic", "visual", ShiftSpec("defocus_blur", 3), None, {}),
+    (f"{ID}_KeyboardAug_3", "synthetic", "text", None, ShiftSpec("KeyboardAug", 3), {}),
+    (f"{ID}_defocus_blur_3_KeyboardAug_3", "synthetic", "joint", ShiftSpec("defocus_blur", 3),
+     ShiftSpec("KeyboardAug", 3), {}),
+    (f"{ID}_German", "natural", "text", None, None, {"domain": None, "split": None, "language": "German"}),
+    (f"{ID}_wild_easy", "natural", "visual", None, None,
+     {"domain": "bench_wild", "split": "easy", "language": "English"}),
+]
+N_SYNTHETIC, N_NATURAL = 4, 2
+
+
+def _strength(name: str) -> float:
+    """How far a scenario is from the ID set (drives both inputs and answers)."""
+    s = 0.0
+    for part, w in (("defocus_blur_1", 1), ("defocus_blur_3", 3), ("KeyboardAug_1", 1), ("KeyboardAug_3", 3),
+                    ("wild", 2), ("German", 2.5)):
+        if part in name:
+            s += w
+    return s
+
+
+def _reference(i: int, j: int) -> str:
+    return (f"The {WORDS[i % 4]} {WORDS[4 + i % 3]} is on the {WORDS[7 + j % 4]}, "
+            f"{WORDS[11 + (i + j) % 2]} and {WORDS[13 + i % 2]} from the other shapes.")
+
+
+def build_run(root, models: dict[str, float]) -> RunDir:
+    """RUN/shifts for SCENARIOS (N_IMAGES images x 2 questions each) and, per model, answers
+    that drift from the reference the further the scenario is from ID (scaled by the
+    model's sensitivity)."""
+    rd = RunDir(root)
+    entries = []
+    for name, family, modality, visual, text, extra in SCENARIOS:
+        records = []
+        s = _strength(name)
+        for i in range(N_IMAGES):
+            img = Image.open(io.BytesIO(photo_like(i + (10 if "wild" in name else 0), size=(48, 40))))
+            if visual:
+                img = img.filter(ImageFilter.GaussianBlur(visual.severity * 0.8))
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+            image = rd.put_image(buf.getvalue(), "png")
+            for j, q in enumerate(QUESTIONS):
+                rng = random.Random(f"{name}/{i}/{j}")
+                words = q.split()
+                if text or "German" in name:  # typos (or a "translation") grow with the shift
+                    words = [w[::-1] if rng.random() < 0.15 * s else w for w in words]
+                records.append({"question_id": i * 2 + j, "image": image, "text": " ".join(words),
+                                "category": "conv" if j == 0 else "detail", "reference": _reference(i, j)})
+        rd.write_scenario(name, records)
+        entries.append(ScenarioEntry(name, family, modality, visual, text, len(records), f"{name}.jsonl", extra))
+        for model, sensitivity in models.items():
+            answers = []
+            for r in records:
+                rng = random.Random(f"{model}/{name}/{r['question_id']}")
+                p = min(0.9, 0.05 + 0.07 * sensitivity * s)
+                words = [w if rng.random() > p else rng.choice(WORDS) for w in r["reference"].split()]
+                answers.append({"question_id": r["question_id"], "prompt": r["text"], "text": " ".join(words),
+                                "answer_id": f"{name}-{r['question_id']}", "model_id": model, "metadata": {}})
+            atomic_write_jsonl(rd.responses_path(model, name), answers)
+    rd.write_manifest(Manifest("test-grid", ID, 0, ID, entries))
+    return rd
+
+
+MODELS = {"steady": 0.6, "fragile": 1.6}
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """A run with both models scored (judge, bootstrap) and reported once. CLUB is fitted
+    once and that estimator reused for every other scoring here (as the paper uses one
+    estimator for all models): fitting is most of the scoring time."""
+    rd = build_run(tmp_path_factory.mktemp("report") / "run", MODELS)
+    run_score(rd.root, "steady", embedder="offline", estimator="fit", judge="offline", bootstrap=20, seed=0)
+    run_score(rd.root, "fragile", embedder="offline", estimator=str(estimator(rd)), judge="offline", bootstrap=20,
+              seed=0)
+    run_report(rd.root)
+    return rd
+
+
+def estimator(rd: RunDir) -> Path:
+    return rd.scores_dir("steady") / "club.pt"
+
+
+@pytest.fixture(scope="module")
+def unjudged_run(scored, tmp_path_factory):
+    """A run with both models' answers and only `steady` scored, without judge or bootstrap
+    (tests copy it before changing it)."""
+    rd = build_run(tmp_path_factory.mktemp("unjudged") / "run", MODELS)
+    run_score(rd.root, "steady", embedder="offline", estimator=str(estimator(scored)))
+    return rd
+
+
+@pytest.fixture
+def unjudged(unjudged_run, tmp_path) -> RunDir:
+    shutil.copytree(unjudged_run.root, tmp_path / "run")
+    return RunDir(tmp_path / "run")
+
+
+def read_csv(path) -> tuple[list[str], list[dict]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def num(v: str):
+    return None if v == "" else float(v)
+
+
+# --------------------------------------------------------------------------- tables
+
+def test_per_shift_csv_has_the_issue_columns_one_row_per_scenario_and_the_scores(scored):
+    for m in MODELS:
+        header, rows = read_csv(scored.report_dir(m) / "per_shift.csv")
+        assert header == PER_SHIFT
+        assert [r["scenario"] for r in rows] == [s[0] for s in SCENARIOS]  # the ID row included, manifest order
+        _, metrics = read_csv(scored.scores_dir(m) / "metrics.csv")
+        by_name = {r["scenario"]: r for r in metrics}
+        for r in rows:
+            for c in PER_SHIFT:
+                if c not in TEXT_COLUMNS and r[c] != "":
+                    float(r[c])  # a number or empty: no "nan", "None", "-" placeholders
+            for c in ("n", "emi", "emid", "emid_ub", "jsd_v", "jsd_t", "rp_score", "win_rate", "win_hi"):
+                assert r[c] == by_name[r["scenario"]][c], (r["scenario"], c)
+            assert r["n"] == str(2 * N_IMAGES) and r["judge_failed"] == "0"
+        idr = rows[0]
+        assert (idr["family"], idr["modality"], idr["emid"]) == ("id", "none", "0.0")
+        joint = next(r for r in rows if r["scenario"] == f"{ID}_defocus_blur_3_KeyboardAug_3")
+        assert (joint["visual_shift"], joint["visual_severity"], joint["text_shift"], joint["text_severity"]) == \
+               ("defocus_blur", "3", "KeyboardAug", "3")
+        wild = next(r for r in rows if r["scenario"] == f"{ID}_wild_easy")
+        assert (wild["visual_shift"], wild["text_shift"], wild["visual_severity"]) == ("bench_wild_easy", "", "")
+        german = next(r for r in rows if r["scenario"] == f"{ID}_German")
+        assert (german["visual_shift"], german["text_shift"]) == ("", "German")
+
+
+def test_summary_has_one_row_per_model_with_id_scores_means_and_the_worst_shift(scored):
+    header, rows = read_csv(scored.root / "report" / "summary.csv")
+    assert [r["model"] for r in rows] == sorted(MODELS)
+    assert header[:2] == ["model", "id_scenario"]
+    for s in rows:
+        _, per = read_csv(scored.report_dir(s["model"]) / "per_shift.csv")
+        shifts = [r for r in per if r["scenario"] != ID]
+        assert s["id_emi"] == per[0]["emi"] and s["id_rp_score"] == per[0]["rp_score"]
+        assert s["worst_by_emid"] == max(shifts, key=lambda r: float(r["emid"]))["scenario"]
+        assert s["worst_by_rp"] == min(shifts, key=lambda r: float(r["rp_score"]))["scenario"]
+        syn = [float(r["emid"]) for r in shifts if r["family"] == "synthetic"]
+        assert float(s["mean_emid_synthetic"]) == pytest.approx(np.mean(syn))
+        text = [float(r["emi"]) for r in shifts if r["modality"] == "text"]
+        assert float(s["mean_emi_text"]) == pytest.approx(np.mean(text))
+    # The fragile model's answers drift more under shift: the table should say so.
+    by = {r["model"]: r for r in rows}
+    assert float(by["fragile"]["mean_rp_score_synthetic"]) < float(by["steady"]["mean_rp_score_synthetic"])
+
+
+# --------------------------------------------------------------------------- correlations
+
+def _pairs_from_csv(per: list[dict], family: str, metric: str, against: str):
+    rows = [r for r in per if family == "all" or r["family"] in (family, "id")]
+    if metric == "emid":
+        rows = [r for r in rows if r["scenario"] != ID]
+
+    def value(r, k):
+        if k == "sqrt_jsd_v+sqrt_jsd_t":
+            return np.sqrt(float(r["jsd_v"])) + np.sqrt(float(r["jsd_t"]))
+        return num(r[k])
+
+    pts = [(value(r, metric), value(r, against)) for r in rows]
+    return np.array([p for p in pts if None not in p], dtype=float).T
+
+
+def test_correlations_match_scipy_and_the_slope_matches_polyfit(scored):
+    pairs = {("emi", "rp_score"), ("emi", "win_rate"), ("emid", "emid_ub"), ("emid", "jsd_v"), ("emid", "jsd_t"),
+             ("emid", "sqrt_jsd_v+sqrt_jsd_t")}
+    everything = []
+    for m in sorted(MODELS):
+        _, per = read_csv(scored.report_dir(m) / "per_shift.csv")
+        _, corr = read_csv(scored.report_dir(m) / "correlations.csv")
+        everything += corr
+        assert {(c["family"], c["metric"], c["against"]) for c in corr} == \
+               {(f, a, b) for f in ("all", "synthetic", "natural") for a, b in pairs}
+        checked = 0
+        for c in corr:
+            a, b = _pairs_from_csv(per, c["family"], c["metric"], c["against"])
+            assert int(c["n"]) == len(a), c
+            if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+                assert c["pearson_r"] == "" and c["note"], c
+                continue
+            pr, sr = stats.pearsonr(a, b), stats.spearmanr(a, b)
+            assert float(c["pearson_r"]) == pytest.approx(pr.statistic, abs=1e-9)
+            assert float(c["pearson_p"]) == pytest.approx(pr.pvalue, rel=1e-6, abs=1e-12)
+            assert float(c["spearman_rho"]) == pytest.approx(sr.statistic, abs=1e-9)
+            assert float(c["spearman_p"]) == pytest.approx(sr.pvalue, rel=1e-6, abs=1e-12)
+            if (c["metric"], c["against"]) == ("emid", "emid_ub"):
+                slope, intercept = np.polyfit(b, a, 1)
+                assert float(c["slope"]) == pytest.approx(slope) and float(c["intercept"]) == pytest.approx(intercept)
+            else:
+                assert c["slope"] == ""
+            checked += 1
+        assert checked >= 10  # all but the natural EMID pairs (2 points) on this run
+        n = {(c["family"], c["metric"]): int(c["n"]) for c in corr if c["against"] in ("rp_score", "emid_ub")}
+        assert n == {("all", "emi"): len(SCENARIOS), ("all", "emid"): len(SCENARIOS) - 1,
+                     ("synthetic", "emi"): N_SYNTHETIC + 1, ("synthetic", "emid"): N_SYNTHETIC,
+                     ("natural", "emi"): N_NATURAL + 1, ("natural", "emid"): N_NATURAL}
+    _, top = read_csv(scored.root / "report" / "correlations.csv")
+    assert top == everything  # the run-wide file is the models' files together
+
+
+# --------------------------------------------------------------------------- figures
+
+def test_every_figure_is_a_valid_png_of_sane_size(scored):
+    paths = [scored.report_dir(m) / f for m in MODELS for f in FIGURES] + [scored.root / "report" / "emid_vs_bound.png"]
+    for p in paths:
+        with Image.open(p) as im:
+            im.verify()
+        with Image.open(p) as im:
+            assert im.format == "PNG"
+            assert 600 <= im.width <= 4000 and 300 <= im.height <= 3000, (p.name, im.size)
+            # Not a blank canvas: a drawn figure has many distinct colours.
+            assert len(im.convert("RGB").getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50, p.name
+
+
+def test_a_second_report_writes_the_same_bytes(scored, tmp_path):
+    files = sorted(p for p in (scored.root / "report").rglob("*") if p.is_file())
+    assert {p.suffix for p in files} == {".csv", ".png"}
+    before = {p: p.read_bytes() for p in files}
+    run_report(scored.root)
+    assert sorted(p for p in (scored.root / "report").rglob("*") if p.is_file()) == files
+    changed = [p.name for p in files if p.read_bytes() != before[p]]
+    assert changed == []
+
+
+# --------------------------------------------------------------------------- what was not computed
+
+def test_without_judge_or_bootstrap_those_columns_are_empty_and_figures_adapt(unjudged):
+    rd = unjudged
+    run_report(rd.root)
+    header, rows = read_csv(rd.report_dir("steady") / "per_shift.csv")
+    assert header == PER_SHIFT
+    for r in rows:
+        assert all(r[c] == "" for c in JUDGE_COLUMNS + ["emi_lo", "emi_hi", "emid_lo", "emid_hi"]), r["scenario"]
+        assert r["emi"] != "" and r["emid_ub"] != ""
+    _, corr = read_csv(rd.report_dir("steady") / "correlations.csv")
+    judged = [c for c in corr if c["against"] in ("rp_score", "win_rate")]
+    assert judged and all(c["n"] == "0" and c["pearson_r"] == "" and c["note"] for c in judged)
+    _, summary = read_csv(rd.root / "report" / "summary.csv")
+    assert [s["model"] for s in summary] == ["steady"]  # fragile has answers but no scores
+    assert summary[0]["id_rp_score"] == "" and summary[0]["worst_by_rp"] == ""
+    # EMI-only figures are still drawn.
+    for f in FIGURES:
+        assert (rd.report_dir("steady") / f).is_file(), f
+
+
+def test_a_figure_without_data_is_not_left_over_from_an_earlier_report(unjudged):
+    rd = unjudged
+    run_report(rd.root)
+    assert (rd.report_dir("steady") / "natural.png").is_file()
+    # The same run without its natural scenarios (manifest and scores): no natural figure.
+    m = rd.read_manifest()
+    m.scenarios = [s for s in m.scenarios if s.family != "natural"]
+    rd.write_manifest(m)
+    metrics = rd.scores_dir("steady") / "metrics.csv"
+    header, rows = read_csv(metrics)
+    keep = {s.name for s in m.scenarios}
+    with open(metrics, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, header, lineterminator="\n")
+        w.writeheader()
+        w.writerows(r for r in rows if r["scenario"] in keep)
+    run_report(rd.root)
+    assert not (rd.report_dir("steady") / "natural.png").exists()
+    assert (rd.report_dir("steady") / "emid_grid.png").is_file()
+    _, per = read_csv(rd.report_dir("steady") / "per_shift.csv")
+    assert len(per) == len(keep)
+
+
+# --------------------------------------------------------------------------- the terminal
+
+def test_terminal_table_fits_80_columns_sorted_by_emid_with_correlations_beneath(scored):
+    res = run_cli("report", scored.root, "--model", "fragile", env={"COLUMNS": "80"})
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    _, per = read_csv(scored.report_dir("fragile") / "per_shift.csv")
+    shifts = sorted((r for r in per if r["scenario"] != ID), key=lambda r: -float(r["emid"]))
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{ID} (ID)"))
+    shown = [line.split()[0] for line in lines[start + 1:start + 1 + len(shifts) + 1] if line.strip()]
+    # Names lose the ID prefix: defocus_blur_3_KeyboardAug_3, wild_easy_German, ...
+    assert shown[:len(shifts)] == [r["scenario"][len(ID) + 1:] for r in shifts]
+    corr_at = next(i for i, line in enumerate(lines) if "correlations across scenarios" in line)
+    assert corr_at > start
+    assert lines[corr_at + 3].split()[:4] == ["all", "EMI", "vs", "RP"]  # title, header, rule, first row
+    assert any(line.split()[:3] == ["EMID", "vs", "UB"] for line in lines[corr_at:])
+
+
+# --------------------------------------------------------------------------- bad input
+
+def _one_line_error(res, *needles):
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    err = res.stderr.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("emidbench: error:"), err
+    for n in needles:
+        assert n in err, (n, err)
+    return err
+
+
+def test_missing_stages_say_which_stage_to_run(unjudged, tmp_path):
+    _one_line_error(run_cli("report", tmp_path / "nowhere"), "no such run directory")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _one_line_error(run_cli("report", empty), "emidbench shift")
+    shifts_only = tmp_path / "shifts-only"
+    shutil.copytree(unjudged.shifts, shifts_only / "shifts")
+    _one_line_error(run_cli("report", shifts_only), "emidbench eval")
+    shutil.rmtree(unjudged.root / "scores")
+    _one_line_error(run_cli("report", unjudged.root), "emidbench score", "fragile")
+
+
+def test_a_model_without_scores_is_named_with_the_scored_ones(scored):
+    _one_line_error(run_cli("report", scored.root, "--model", "nobody"), "'nobody'", "fragile, steady",
+                    "emidbench score")
+
+
+def test_scores_against_different_id_sets_are_refused(unjudged, scored):
+    rd = unjudged
+    run_score(rd.root, "fragile", embedder="offline", estimator=str(estimator(scored)), id_scenario=f"{ID}_German")
+    _one_line_error(run_cli("report", rd.root), "different ID sets", f"fragile: {ID}_German", f"steady: {ID}")
+    # Either alone is fine: each is reported against its own ID set.
+    assert run_cli("report", rd.root, "--model", "fragile").returncode == 0
+    _, rows = read_csv(rd.report_dir("fragile") / "per_shift.csv")
+    assert next(r for r in rows if r["scenario"] == f"{ID}_German")["emid"] == "0.0"
+    # Scores whose record of their ID set is lost are still checked: EMID is 0 only there.
+    (rd.scores_dir("fragile") / "score.json").unlink()
+    _one_line_error(run_cli("report", rd.root, "--model", "fragile"), "another ID set", f"EMID of {ID} is")
+
+
+def test_scores_of_other_shifted_data_are_refused(unjudged):
+    rd = unjudged
+    # `emidbench shift` rerun with another limit after scoring: the ID set has fewer questions.
+    m = rd.read_manifest()
+    rd.write_scenario(ID, rd.read_scenario(ID)[:4])
+    m.scenarios[0].n = 4
+    rd.write_manifest(m)
+    _one_line_error(run_cli("report", rd.root), f"scenario {ID}", "8 questions", "has 4", "rerun `emidbench score`")
+    # ... or with another suite: a scenario the scores do not know.
+    m.scenarios[0].n = 8
+    m.scenarios.append(ScenarioEntry(f"{ID}_frost_5", "synthetic", "visual", ShiftSpec("frost", 5), None, 8,
+                                     f"{ID}_frost_5.jsonl"))
+    rd.write_manifest(m)
+    _one_line_error(run_cli("report", rd.root), f"{ID}_frost_5", "rerun `emidbench score`")
