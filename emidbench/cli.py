@@ -77,7 +77,7 @@ def shift(
     from emidbench.shift import run_shift
 
     manifest = run_shift(bench, suite, path, seed=seed, workers=workers, limit=limit,
-                         dry_run=dry_run, translator=translator, console=console)
+                         dry_run=dry_run, translator=translator, console=out if dry_run else console)
     if not dry_run:
         out.print(f"{len(manifest.scenarios)} scenarios written to {path / 'shifts'}")
 

@@ -65,9 +65,9 @@ VOCAB_SIZE = 250002
 
 def build_encoders(root: Path, words: list[str], seed: int = 0) -> tuple[Path, Path]:
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import (CLIPVisionConfig, CLIPVisionModel, PreTrainedTokenizerFast, XLMRobertaConfig,
-                              XLMRobertaModel)
+    from transformers import CLIPVisionConfig, CLIPVisionModel, XLMRobertaConfig, XLMRobertaModel
+
+    from emidbench.assets.mini_encoders import SPECIALS, xlmr_word_tokenizer
 
     try:  # transformers 5 without torchvision: the PIL image processor
         from transformers import CLIPImageProcessorPil as CLIPImageProcessor
@@ -80,19 +80,9 @@ def build_encoders(root: Path, words: list[str], seed: int = 0) -> tuple[Path, P
         CLIPVisionModel(CLIPVisionConfig()).save_pretrained(vision_dir)  # defaults = ViT-B/32
         CLIPImageProcessor().save_pretrained(vision_dir)  # defaults = CLIP's 224-px preprocessing
     if not (text_dir / "config.json").exists():
-        vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-        for w in words:
-            vocab.setdefault(w, len(vocab))
-        for i in range(VOCAB_SIZE - 1 - len(vocab)):
-            vocab[f"tok{i}"] = len(vocab)
-        vocab["<mask>"] = VOCAB_SIZE - 1
-        core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-        core.normalizer = normalizers.Lowercase()
-        core.pre_tokenizer = pre_tokenizers.Whitespace()
-        core.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
-                                                            special_tokens=[("<s>", 0), ("</s>", 2)])
-        tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                      unk_token="<unk>", mask_token="<mask>", model_max_length=512)
+        vocab = list(dict.fromkeys(w for w in words if w not in SPECIALS))
+        vocab += [f"tok{i}" for i in range(VOCAB_SIZE - 1 - len(SPECIALS) - len(vocab))] + ["<mask>"]
+        tok = xlmr_word_tokenizer(vocab, mask_token="<mask>")
         config = XLMRobertaConfig(vocab_size=VOCAB_SIZE, max_position_embeddings=514, type_vocab_size=1,
                                   layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2)
         XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(text_dir)

@@ -29,21 +29,13 @@ TEXTS = ["the cat sat", "What color is the dog on the red mat in the picture?", 
 def build_tiny_xlmr(path, hidden: int = 16, max_positions: int = 514, seed: int = 0):
     """An untrained XLMRobertaModel with XLM-R's special-token layout (<s>=0, <pad>=1,
     </s>=2, <unk>=3) and a word-level tokenizer, saved like a hub checkpoint."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
+    from transformers import XLMRobertaConfig, XLMRobertaModel
 
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    for w in WORDS:
-        vocab.setdefault(w, len(vocab))
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.normalizer = normalizers.Lowercase()
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    core.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
-                                                        special_tokens=[("<s>", 0), ("</s>", 2)])
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                  unk_token="<unk>", model_max_length=512)
+    from emidbench.assets.mini_encoders import xlmr_word_tokenizer
+
+    tok = xlmr_word_tokenizer(WORDS)
     torch.manual_seed(seed)
-    config = XLMRobertaConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
+    config = XLMRobertaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
                               intermediate_size=2 * hidden, max_position_embeddings=max_positions, pad_token_id=1,
                               bos_token_id=0, eos_token_id=2, initializer_range=0.5)
     XLMRobertaModel(config).save_pretrained(path)

@@ -16,7 +16,6 @@ XLM-R mostly is too.
 
 from __future__ import annotations
 
-import re
 
 DIM = 128
 IMAGE_SIZE = 64
@@ -63,20 +62,31 @@ def _pre_tokenizer():
                                     pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
 
 
-def build_tokenizer(words):
-    from tokenizers import Tokenizer, models, processors
+def xlmr_word_tokenizer(words, normalizer=None, pre_tokenizer=None, mask_token: str | None = None,
+                        model_max_length: int = 512):
+    """A word-level tokenizer with XLM-R's special-token layout (<s>=0, <pad>=1, </s>=2,
+    <unk>=3; `<s> text </s>`), for toy XLM-R checkpoints: the bundled mini-xlmr and the
+    random full-size ones of tests and benchmarks. `words`: the rest of the vocabulary in
+    order (a mask token, if named, must be among them). Default: lower-cased, split on
+    whitespace and punctuation."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     vocab = {tok: i for i, tok in enumerate(SPECIALS)}
-    for w in sorted(words):
+    for w in words:
         vocab.setdefault(w, len(vocab))
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.normalizer = _normalizer()
-    tok.pre_tokenizer = _pre_tokenizer()
+    tok.normalizer = normalizer or normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizer or pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
                                                        special_tokens=[("<s>", 0), ("</s>", 2)])
+    extra = {"mask_token": mask_token} if mask_token else {}
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>", model_max_length=128)
+                                   unk_token="<unk>", model_max_length=model_max_length, **extra)
+
+
+def build_tokenizer(words):
+    return xlmr_word_tokenizer(sorted(words), _normalizer(), _pre_tokenizer(), model_max_length=128)
 
 
 def build_text_model(tokenizer, seed: int = 0):

@@ -515,11 +515,15 @@ def print_plan(plans: list[ScenarioPlan], bench: Benchmark, suite: Suite, consol
                 for s in (bench.samples if p.domain is None else bench.domains[p.domain])}
     table = Table(title=f"suite {suite.name} on {bench.name}: {len(plans)} scenarios "
                         f"({len(plans) - 1} shifts + the ID set), {len(distinct)} distinct corrupted images")
-    for col in ("scenario", "family", "modality", "visual", "text", "language", "domain / split", "n"):
-        table.add_column(col, justify="right" if col == "n" else "left")
+    # the name is what a user copies (--scenarios globs): never cut; one "shift" column keeps 80 columns
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("family")
+    table.add_column("shift")
+    table.add_column("n", justify="right")
     for p in plans:
-        table.add_row(p.name, p.family, p.modality, f"{p.visual.name} {p.visual.severity}" if p.visual else "",
-                      f"{p.text.name} {p.text.severity}" if p.text else "",
-                      p.language if (p.family == "natural" or p.language != ENGLISH) else "",
-                      f"{p.domain} / {p.split}" if p.domain else "", str(sizes[p.name]))
+        parts = [f"{p.domain} {p.split}" if p.domain else "",
+                 f"{p.visual.name} {p.visual.severity}" if p.visual else "",
+                 f"{p.text.name} {p.text.severity}" if p.text else "",
+                 p.language if (p.family == "natural" or p.language != ENGLISH) else ""]
+        table.add_row(p.name, p.family, " + ".join(x for x in parts if x) or "none (ID)", str(sizes[p.name]))
     (console or Console()).print(table)
