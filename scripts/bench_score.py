@@ -52,6 +52,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from photos import photo_image  # noqa: E402
 
 V_SHIFTS = ["", "_defocus_blur_1", "_defocus_blur_3", "_defocus_blur_5", "_frost_1", "_frost_3", "_frost_5"]
 T_SHIFTS = ["", "_sr_4", "_sr_7", "_KeyboardAug_1", "_KeyboardAug_3"]
@@ -109,24 +112,6 @@ def sentence(rng: random.Random, words: list[str], lo: int, hi: int) -> str:
     return " ".join(out).capitalize() + "."
 
 
-def synthetic_image(i: int) -> "Image.Image":
-    from PIL import Image, ImageDraw
-
-    rng = np.random.default_rng(i)
-    h, w = 480, 640
-    y, x = np.mgrid[0:h, 0:w]
-    c = rng.uniform(0, 255, (2, 3))
-    base = (c[0] * (x / w)[..., None] + c[1] * (y / h)[..., None]) / 2 + rng.normal(0, 12, (h, w, 3))
-    img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    for _ in range(8):
-        x0, y0 = int(rng.integers(0, w - 60)), int(rng.integers(0, h - 60))
-        box = [x0, y0, x0 + int(rng.integers(30, 200)), y0 + int(rng.integers(30, 200))]
-        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
-        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
-    return img
-
-
 def visual_shift(img, shift: str, frost_texture: np.ndarray):
     from PIL import Image, ImageFilter
 
@@ -160,8 +145,8 @@ def build_run(run: Path, words: list[str], n_images: int = 30, model: str = "ben
 
     rd = RunDir(run)
     rng = random.Random(0)
-    base = [synthetic_image(i) for i in range(n_images)]
-    frost = np.asarray(synthetic_image(10_000).resize((640, 480)), dtype=np.float64) * 0.3 + 180
+    base = [photo_image(i) for i in range(n_images)]
+    frost = np.asarray(photo_image(10_000).resize((640, 480)), dtype=np.float64) * 0.3 + 180
     questions = [(3 * i + j, i, CATS[j], sentence(rng, words, 6, 14).rstrip(".") + "?")
                  for i in range(n_images) for j in range(3)]
     references = {qid: sentence(rng, words, 50, 100) for qid, *_ in questions}

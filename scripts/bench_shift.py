@@ -23,7 +23,6 @@ Targets (issue 4): shift/1 <= 1.2 x bare, shift/2 < bare. The machine may be sha
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -35,6 +34,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from photos import photo_jpeg  # noqa: E402
 QA90 = REPO.parent / "shared" / "reference" / "llava-bench-coco" / "qa90_questions.jsonl"
 LANGUAGES = {"German": "Was zeigt dieses Bild", "Chinese": "这张图片显示了什么", "Korean": "이 사진은 무엇을 보여줍니까",
              "Greek": "Τι δείχνει αυτή η εικόνα", "Arabic": "ماذا تظهر هذه الصورة", "Hindi": "यह चित्र क्या दिखाता है"}
@@ -44,27 +46,6 @@ IMAGES_ONLY = """synthetic:
     - {name: defocus_blur, severities: [1, 3, 5]}
     - {name: frost, severities: [1, 3, 5]}
 """
-
-
-def photo(seed: int, w: int = 640, h: int = 480) -> bytes:
-    """A photograph-like JPEG: smooth colour fields, a few hard-edged shapes, sensor noise."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    rng = np.random.default_rng(seed)
-    low = Image.fromarray(rng.uniform(0, 255, (6, 8, 3)).astype(np.uint8)).resize((w, h), Image.BICUBIC)
-    mid = Image.fromarray(rng.uniform(0, 255, (48, 64, 3)).astype(np.uint8)).resize((w, h), Image.BILINEAR)
-    img = Image.blend(low, mid, 0.3)
-    draw = ImageDraw.Draw(img)
-    for _ in range(6):
-        x0, y0 = int(rng.integers(0, w - 60)), int(rng.integers(0, h - 60))
-        box = [x0, y0, x0 + int(rng.integers(30, 200)), y0 + int(rng.integers(30, 200))]
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=colour)
-    arr = np.clip(np.asarray(img, dtype=float) + rng.normal(0, 4, (h, w, 3)), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
 
 
 def build_benchmark():
@@ -80,8 +61,8 @@ def build_benchmark():
     def tr(i):
         return {lang: f"{phrase} ({i})?" for lang, phrase in LANGUAGES.items()}
 
-    ids = [photo(i) for i in range(30)]
-    wild = [photo(1000 + i) for i in range(24)]
+    ids = [photo_jpeg(i) for i in range(30)]
+    wild = [photo_jpeg(1000 + i) for i in range(24)]
     samples = [Sample(qid, ids[k // 3], f"coco_{k // 3}.jpg", text, f"reference {qid}", cat, None, tr(qid))
                for k, (qid, text, cat) in enumerate(texts)]
     wild_samples = [Sample(1000 + i, wild[i * 24 // 60], f"wild_{i * 24 // 60}.jpg",
