@@ -20,6 +20,8 @@ on GPU; a process group the caller already set up (e.g. under accelerate) is reu
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -119,6 +121,11 @@ def shard_paths(responses_dir: Path, scenario: str) -> list[Path]:
     prefix = f"{scenario}.rank"
     return sorted(p for p in folder.iterdir()
                   if p.name.startswith(prefix) and p.name.endswith(".jsonl") and p.name[len(prefix):-6].isdigit())
+
+
+def answer_id(model: str, scenario: str, question_id, text: str) -> str:
+    """Deterministic answer ids (LLaVA's are random shortuuids): same answer, same bytes."""
+    return hashlib.sha256(json.dumps([model, scenario, question_id, text]).encode()).hexdigest()[:22]
 
 
 def is_failed(record: dict) -> bool:

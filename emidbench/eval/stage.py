@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 from emidbench.errors import UserError
 from emidbench.eval.backends import BACKENDS, Request, Result
 from emidbench.eval.cache import ResponseCache, request_key
-from emidbench.eval.sharding import Dist, is_failed, merge_answers, shard_path, shard_paths, take_shard
+from emidbench.eval.sharding import Dist, answer_id, is_failed, merge_answers, shard_path, shard_paths, take_shard
 from emidbench.rundir import JsonlAppender, RunDir, atomic_write_json, iter_jsonl, model_slug, read_json
 
 KINDS = ("done", "cached", "failed", "skipped")
@@ -272,10 +271,9 @@ def answer_record(item: _Item, result: Result, model: str, backend: str, setting
     meta = {"scenario": item.scenario, "backend": backend, "request_key": item.key, **settings}
     if result.error:
         meta["error"] = result.error
-    # Deterministic answer ids (LLaVA's are random shortuuids): same answer, same bytes.
-    aid = hashlib.sha256(json.dumps([model, item.scenario, item.question_id, result.text]).encode()).hexdigest()
+    aid = answer_id(model, item.scenario, item.question_id, result.text)
     return {"question_id": item.question_id, "prompt": item.prompt, "text": result.text if not result.error else "",
-            "answer_id": aid[:22], "model_id": model, "metadata": meta}
+            "answer_id": aid, "model_id": model, "metadata": meta}
 
 
 class _Writers:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from emidbench.errors import UserError
+from emidbench.eval.sharding import is_failed
 from emidbench.rundir import RunDir, atomic_write_json, atomic_write_jsonl, iter_jsonl, read_json
 
 METRIC_COLUMNS = ["scenario", "n", "n_missing", "n_failed", "emi", "emi_lo", "emi_hi", "emid", "emid_lo", "emid_hi",
@@ -175,7 +176,7 @@ def _aligned_items(rd: RunDir, manifest, model: str) -> tuple[dict[str, list[dic
                 if "question_id" not in rec:
                     raise UserError(f"{path}:{line}: an answer line needs 'question_id'")
                 qid = str(rec["question_id"])
-                if (rec.get("metadata") or {}).get("error"):
+                if is_failed(rec):
                     if qid not in answers:  # an answer beats a failure (as the eval stage merges them)
                         failed.add(qid)
                     continue
