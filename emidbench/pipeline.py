@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from emidbench.errors import UserError
+from emidbench.eval.sharding import is_failed
 from emidbench.rundir import RunDir, atomic_write_json, iter_jsonl, model_slug, read_json
 
 # key -> default; sections are dicts of options passed to the stage functions.
@@ -69,7 +70,12 @@ def load_run_config(path: Path | None, overrides: dict | None = None) -> dict:
                           ("report", REPORT_KEYS), ("benchmark_options", BENCH_KEYS)):
         if not isinstance(cfg[section] or {}, dict):
             raise UserError(f"{where}: '{section}' must be a mapping")
-        _check_keys(cfg[section] or {}, keys, where, f"{section}.")
+        cfg[section] = cfg[section] or {}  # `shift:` with nothing under it is an empty section
+        _check_keys(cfg[section], keys, where, f"{section}.")
+    if isinstance(cfg["models"], str):  # `models: tiny-llava`: one model
+        cfg["models"] = [cfg["models"]]
+    if not isinstance(cfg["models"] or [], list):
+        raise UserError(f"{where}: 'models' must be a list of models")
     models = []
     for i, m in enumerate(cfg["models"] or []):
         m = {"model": m} if isinstance(m, str) else m
@@ -83,8 +89,7 @@ def load_run_config(path: Path | None, overrides: dict | None = None) -> dict:
             raise UserError(f"{where}: no '{key}' (set it in the config or pass --{key})")
     if not models:
         raise UserError(f"{where}: no models (set 'models' in the config or pass --model)")
-    if path is not None and not Path(cfg["out"]).is_absolute():
-        cfg["out"] = str(cfg["out"])  # relative to where the user runs, like every CLI path
+    cfg["out"] = str(cfg["out"])  # relative paths: to where the user runs, like every CLI path
     return cfg
 
 
@@ -106,6 +111,8 @@ class _Progress:
     def __init__(self, run: RunDir):
         self.path = run.root / "pipeline.json"
         self.done = read_json(self.path) if self.path.exists() else {}
+        if not isinstance(self.done, dict):
+            raise UserError(f"{self.path}: not a pipeline record (a JSON object); delete it to rerun every stage")
 
     def is_done(self, key: str, fp: str) -> bool:
         return self.done.get(key) == fp
@@ -124,7 +131,7 @@ def _unanswered(run: RunDir, slug: str) -> list[str]:
         answered = set()
         if path.is_file():
             answered = {str(r.get("question_id")) for _, r in iter_jsonl(path, allow_torn_tail=True)
-                        if not (r.get("metadata") or {}).get("error")}
+                        if not is_failed(r)}
         if any(str(q["question_id"]) not in answered for q in run.read_scenario(s.name)):
             todo.append(s.name)
     return todo

@@ -347,6 +347,16 @@ def test_cache_survives_a_killed_writer(tmp_path):
     assert third.vec_path.stat().st_size == 3 * emb.dim * 4  # the orphan rows were overwritten
 
 
+def test_a_damaged_cache_index_is_one_clear_error(tmp_path):
+    emb = make_embedder("offline")
+    cache = EmbeddingCache(tmp_path, emb)
+    cache.texts(["a"])
+    with open(cache.idx_path, "a", encoding="utf-8") as f:
+        f.write('{"x": 1}\n')  # a whole line, but not an index entry
+    with pytest.raises(UserError, match=r"index.jsonl:2: embedding cache is damaged; delete"):
+        EmbeddingCache(tmp_path, emb).texts(["a", "b"])
+
+
 class Broken:
     name, dim, identity = "broken", 4, "broken-v1"
 

@@ -81,6 +81,9 @@ def test_bad_files_are_one_line_naming_file_and_line(tmp_path, prefix_run):
     released(src, name, [answer(0), answer(1), answer(0)])
     with pytest.raises(UserError, match=rf"{name}:3: question_id 0 answered twice \(first on line 1\)"):
         import_responses(src, prefix_run, "m")
+    released(src, name, [answer(0), {**answer(1), "question_id": [1]}])
+    with pytest.raises(UserError, match=rf"{name}:2: question_id must be a string or a number"):
+        import_responses(src, prefix_run, "m")
     released(src, name, [{"question_id": 0, "answer": "x"}])
     with pytest.raises(UserError, match=rf"{name}:1: no answer text"):
         import_responses(src, prefix_run, "m")

@@ -143,3 +143,23 @@ def test_a_typo_in_the_config_names_the_key(tmp_path, changes, key, hint):
     assert len(err.splitlines()) == 1 and err.startswith("emidbench: error:"), err
     assert str(config) in err and key in err and hint in err, err
     assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_config_shapes_a_user_may_write(tmp_path):
+    """An empty section and a single model as a string are accepted; a damaged
+    RUN/pipeline.json is one clear line, not a traceback."""
+    from emidbench.errors import UserError
+    from emidbench.pipeline import _Progress, load_run_config
+    from emidbench.rundir import RunDir
+
+    config = tmp_path / "c.yaml"
+    config.write_text("out: run\nbenchmark: mini\nmodels: tiny-llava\nshift:\nscore:\n", encoding="utf-8")
+    cfg = load_run_config(config)
+    assert cfg["models"] == [{"model": "tiny-llava"}] and cfg["shift"] == {} and cfg["score"] == {}
+    config.write_text("out: run\nbenchmark: mini\nmodels: {model: tiny-llava}\n", encoding="utf-8")
+    with pytest.raises(UserError, match="'models' must be a list"):
+        load_run_config(config)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "pipeline.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(UserError, match="not a pipeline record"):
+        _Progress(RunDir(tmp_path / "run"))

@@ -388,3 +388,15 @@ def test_scores_of_other_shifted_data_are_refused(unjudged):
                                      f"{ID}_frost_5.jsonl"))
     rd.write_manifest(m)
     _one_line_error(run_cli("report", rd.root), f"{ID}_frost_5", "rerun `emidbench score`")
+
+
+def test_a_damaged_metrics_table_is_one_line(unjudged):
+    metrics = unjudged.scores_dir("steady") / "metrics.csv"
+    lines = metrics.read_text(encoding="utf-8").splitlines(keepends=True)
+    header = lines[0].rstrip("\n").split(",")
+    row = lines[1].rstrip("\n").split(",")
+    row[header.index("n")] = "nan"  # a count that is not one
+    metrics.write_text(lines[0] + ",".join(row) + "\n" + "".join(lines[2:]), encoding="utf-8")
+    _one_line_error(run_cli("report", unjudged.root), f"{metrics}:2", "column n is not a count")
+    metrics.write_bytes(b"\xff\xfe" + metrics.read_bytes())  # not UTF-8
+    _one_line_error(run_cli("report", unjudged.root), "cannot read the metrics table")

@@ -18,12 +18,11 @@ not answer stay unanswered (the summary counts them).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from emidbench.errors import UserError
+from emidbench.eval.sharding import answer_id
 from emidbench.rundir import RunDir, atomic_write_json, atomic_write_jsonl, iter_jsonl, model_slug, read_json
 
 
@@ -124,7 +123,9 @@ def _read_answers(path: Path, scenario: str, questions: list[dict], model: str) 
         if not isinstance(rec.get("text"), str):
             raise UserError(f"{path}:{line}: no answer text (\"text\" must be a string)")
         qid = rec["question_id"]
-        if qid not in ids or isinstance(qid, bool):
+        if isinstance(qid, bool) or not isinstance(qid, (str, int, float)):
+            raise UserError(f"{path}:{line}: question_id must be a string or a number, not {qid!r}")
+        if qid not in ids:
             qid = by_text.get(str(rec["question_id"]))
         if qid is None:
             raise UserError(f"{path}:{line}: question_id {rec['question_id']!r} is not a question of scenario "
@@ -139,8 +140,7 @@ def _read_answers(path: Path, scenario: str, questions: list[dict], model: str) 
         qid = q["question_id"]
         rec = seen[qid][1]
         meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
-        aid = rec.get("answer_id") or hashlib.sha256(
-            json.dumps([model, scenario, qid, rec["text"]]).encode()).hexdigest()[:22]
+        aid = rec.get("answer_id") or answer_id(model, scenario, qid, rec["text"])
         records.append({"question_id": qid, "prompt": str(rec.get("prompt", "")), "text": rec["text"],
                         "answer_id": str(aid), "model_id": str(rec.get("model_id") or model),
                         "metadata": {**meta, "scenario": scenario, "imported_from": path.name}})

@@ -29,10 +29,13 @@ def read_metrics(rd: RunDir, model: str) -> list[dict]:
         scored = ", ".join(scored_models(rd)) or "none"
         raise UserError(f"no scores for model {model!r} in {rd.root / 'scores'} (scored: {scored}); "
                         f"run `emidbench score {rd.root} --model {model}` first")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"{path}: cannot read the metrics table ({e}); rerun `emidbench score`") from None
     if "scenario" not in header or "n" not in header:
         raise UserError(f"{path}: not a metrics table written by `emidbench score` (no 'scenario' and 'n' "
                         "columns); rerun `emidbench score`")
@@ -42,6 +45,9 @@ def read_metrics(rd: RunDir, model: str) -> list[dict]:
                 _float(r.get(c))
             except ValueError:
                 raise UserError(f"{path}:{i}: column {c} is not a number ({r[c]!r})") from None
+            raw = float(r[c]) if r.get(c) not in (None, "") else 0.0
+            if c in COUNTS and not (math.isfinite(raw) and raw == int(raw) and raw >= 0):
+                raise UserError(f"{path}:{i}: column {c} is not a count ({r[c]!r})")
     return rows
 
 

@@ -112,8 +112,12 @@ class EmbeddingCache:
         """Pick up what this or another process has appended."""
         rows: dict[str, int] = {}
         if self.idx_path.exists():
-            for _, rec in iter_jsonl(self.idx_path, allow_torn_tail=True):
-                rows[rec["k"]] = int(rec["r"])
+            for line, rec in iter_jsonl(self.idx_path, allow_torn_tail=True):
+                try:
+                    rows[str(rec["k"])] = int(rec["r"])
+                except (KeyError, TypeError, ValueError):
+                    raise UserError(f"{self.idx_path}:{line}: embedding cache is damaged; delete "
+                                    f"{self.dir} (it is rebuilt)") from None
         n = max(rows.values()) + 1 if rows else 0
         if n > self._matrix.shape[0]:
             have = self.vec_path.stat().st_size // (4 * self.dim) if self.vec_path.exists() else 0
