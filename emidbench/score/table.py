@@ -21,10 +21,14 @@ def cell(v) -> str:
     return str(v)
 
 
-def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+def csv_text(rows: list[dict], columns: list[str]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(columns)
     for r in rows:
         w.writerow([cell(r.get(c)) for c in columns])
-    atomic_write_text(Path(path), buf.getvalue())
+    return buf.getvalue()
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    atomic_write_text(Path(path), csv_text(rows, columns))
