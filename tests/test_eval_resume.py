@@ -14,6 +14,7 @@ import pytest
 from emidbench.errors import UserError
 from emidbench.eval import import_responses, run_eval
 from emidbench.eval.backends.hf import HFBackend
+from emidbench.eval.cache import EntryCache, ResponseCache
 from emidbench.rundir import RunDir, read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,6 +99,26 @@ def test_identical_requests_are_generated_once(make_run, image_bytes, tiny_llava
     # other settings are other requests
     run_eval(run, str(tiny_llava_dir), name="m3", max_new_tokens=5)
     assert len(prompts) == 12
+
+
+def test_a_damaged_cache_entry_is_a_miss_and_is_overwritten(tmp_path):
+    cache = ResponseCache(tmp_path / "responses")
+    keys = [f"{i:02x}" + "0" * 62 for i in range(6)]
+    for k in keys:
+        cache.put(k, f"answer {k[:2]}", "prompt")
+    assert len(cache) == 6 and cache.get(keys[0]) == {"text": "answer 00", "prompt": "prompt"}
+    path = tmp_path / "responses" / keys[0][:2] / f"{keys[0]}.json"
+    for data in (path.read_bytes()[:10], b"", b"\xff\xfe", b'["answer"]', b'{"text": 3}'):
+        path.write_bytes(data)
+        assert cache.get(keys[0]) is None
+    cache.put(keys[0], "again", "prompt")
+    assert cache.get(keys[0]) == {"text": "again", "prompt": "prompt"}
+    assert cache.get("ff" + "0" * 62) is None  # absent
+    # the shared store: the owner's check decides what is a hit (the judge cache's use)
+    judged = EntryCache(tmp_path / "judge", valid=lambda e: e.get("reply") == "8 7")
+    judged.put(keys[1], {"reply": "8 7", "judge": "j"})
+    judged.put(keys[2], {"reply": "no scores", "judge": "j"})
+    assert judged.get(keys[1]) == {"reply": "8 7", "judge": "j"} and judged.get(keys[2]) is None
 
 
 def test_changed_settings_are_answered_again_not_mixed(small_run, tiny_llava_dir):

@@ -22,7 +22,7 @@ from emidbench.score.judges import make_judge
 from emidbench.score.judges.protocol import (OWN_VERSION, SYSTEM, JudgePrompt, Rules, aggregate, build_prompt,
                                              context_kind, parse_scores)
 from helpers import reference_dir
-from test_score_stage import make_run
+from test_score_stage import make_run, quiet
 
 KEY = "sk-judge-test-secret-42"
 
@@ -379,6 +379,33 @@ def test_offline_judge_is_position_blind_and_runs_end_to_end(tmp_path):
         assert float(rows[name]["rp_lo"]) <= float(rows[name]["rp_score"]) <= float(rows[name]["rp_hi"])
     # Less faithful answers in the more shifted scenarios (make_run): a lower score.
     assert float(rows["bench"]["rp_score"]) > float(rows["bench_typo"]["rp_score"])
+
+
+def test_a_damaged_judge_cache_entry_is_judged_again_not_an_error(tmp_path):
+    """Like the response cache: a damaged entry is a miss, judged again and rewritten;
+    the scores are those of the intact cache."""
+    run = make_run(tmp_path / "run", n_images=2)
+    out, cache = run / "scores" / "m", run / "cache" / "judge"
+    run_score(run, "m", judge="offline")
+    intact = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.suffix in (".csv", ".jsonl")}
+    entries = {p: p.read_bytes() for p in sorted(cache.rglob("*.json"))}
+    assert len(entries) == 18 and len(intact) == 1 + 3
+    damaged = list(entries)[::3]
+    damage = [entries[damaged[0]][: len(entries[damaged[0]]) // 2],  # truncated JSON (a torn copy)
+              b"",
+              b'{"reply": "8 \xff\xfe 7"}',  # not UTF-8
+              b'["8 7"]',  # JSON, not an object
+              json.dumps({"reply": "no scores in here", "judge": "offline:token-f1-v1"}).encode(),
+              json.dumps({"judge": "offline:token-f1-v1"}).encode()]
+    for path, data in zip(damaged, damage, strict=True):
+        path.write_bytes(data)
+
+    console, buf = quiet()
+    run_score(run, "m", judge="offline", console=console)
+    said = buf.getvalue()
+    assert "judging 6 prompts (12 from the cache)" in said and "judge offline: 6 new judgments; 0 items" in said
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.suffix in (".csv", ".jsonl")} == intact
+    assert {p: p.read_bytes() for p in sorted(cache.rglob("*.json"))} == entries  # rewritten as they were
 
 
 CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} {% endfor %}"

@@ -1,7 +1,14 @@
-"""The content-addressed response cache: one answer per distinct request, shared by every
-scenario (and every model name) of a run.
+"""Content-addressed JSON caches: the response cache of the eval stage, and the store
+under it that the score stage's judge cache (RUN/cache/judge/) uses as well.
 
-A request is identified by sha256 over
+EntryCache: one JSON object per key at ROOT/<key[:2]>/<key>.json, each written
+atomically, so a killed process leaves whole entries only. An entry that is absent,
+unreadable, not JSON (torn, truncated, not UTF-8), not an object, or that its owner's
+check rejects is a MISS, never an error: the caller computes it again and put()
+overwrites it.
+
+The response cache: one answer per distinct request, shared by every scenario (and every
+model name) of a run. A request is identified by sha256 over
     the model identity   backend + model (hub id@revision, or a content hash of a local
                          checkpoint) + dtype — see each backend's `identity`
     the image            sha256 of its bytes (not its file name)
@@ -9,9 +16,11 @@ A request is identified by sha256 over
     the settings         max_new_tokens, temperature, system prompt
 so the ID set that two scenario families share, or a scenario evaluated under a second
 --name, is generated once. Failed requests are not cached (they are retried).
+Layout: RUN/cache/responses/<key[:2]>/<key>.json = {"text", "prompt"}.
 
-Layout: RUN/cache/responses/<key[:2]>/<key>.json = {"text", "prompt"}, each written
-atomically, so a killed process leaves whole entries only.
+The judge cache (score/stage.py): RUN/cache/judge/<key[:2]>/<key>.json =
+{"reply", "judge"}, keyed by the judge's identity and the exact messages; an entry whose
+reply does not parse is a miss.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Callable
 
 from emidbench.errors import UserError
 from emidbench.rundir import atomic_write_json, read_json
@@ -30,27 +40,38 @@ def request_key(identity: str, image_sha256: str, prompt: str, settings: dict) -
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-class ResponseCache:
-    def __init__(self, root: Path):
+class EntryCache:
+    """ROOT/<key[:2]>/<key>.json, one JSON object per key. `valid(entry)` is the owner's
+    check of an entry's content; an entry failing it (or damaged, or absent) is a miss."""
+
+    def __init__(self, root: Path, valid: Callable[[dict], bool] | None = None):
         self.root = Path(root)
+        self.valid = valid
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict | None:
-        path = self._path(key)
-        if not path.is_file():
-            return None
         try:
-            entry = read_json(path)
-        except UserError:  # a damaged entry is a miss, not a failure
+            entry = read_json(self._path(key))
+        except UserError:  # absent, unreadable or damaged: a miss, not a failure
             return None
-        if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
+        if not isinstance(entry, dict) or (self.valid is not None and not self.valid(entry)):
             return None
         return entry
 
-    def put(self, key: str, text: str, prompt: str) -> None:
-        atomic_write_json(self._path(key), {"text": text, "prompt": prompt})
+    def put(self, key: str, entry: dict) -> None:
+        atomic_write_json(self._path(key), entry)
 
     def __len__(self) -> int:
         return sum(1 for _ in self.root.glob("*/*.json")) if self.root.is_dir() else 0
+
+
+class ResponseCache(EntryCache):
+    """The eval stage's answers: {"text", "prompt"} per request key."""
+
+    def __init__(self, root: Path):
+        super().__init__(root, valid=lambda entry: isinstance(entry.get("text"), str))
+
+    def put(self, key: str, text: str, prompt: str) -> None:
+        super().put(key, {"text": text, "prompt": prompt})

@@ -16,9 +16,11 @@ answer whose metadata carries an error (a failed generation) is `n_failed`; both
 left out of that scenario and counted, and the totals are printed.
 
 Caches. Embeddings (embedders/cache.py) and judge replies (RUN/cache/judge/, one file
-per reply, keyed by the judge's identity and the exact messages) are content-addressed:
-a rerun embeds nothing and calls no judge for what it has seen. Only parsable replies
-are cached, so a rerun asks again for the ones that failed.
+per reply, keyed by the judge's identity and the exact messages; the eval stage's
+EntryCache, eval/cache.py) are content-addressed: a rerun embeds nothing and calls no
+judge for what it has seen. Only parsable replies are cached, so a rerun asks again for
+the ones that failed; a damaged judge entry (torn, not JSON, a reply that does not
+parse) is a miss like the response cache's: judged again and rewritten, never an error.
 
 Writes happen at the end, each file atomically: a run that stops (an endpoint that goes
 down, Ctrl-C) leaves the previous outputs as they were and keeps every cached
@@ -36,7 +38,7 @@ import numpy as np
 
 from emidbench.errors import UserError
 from emidbench.eval.sharding import is_failed
-from emidbench.rundir import RunDir, atomic_write_json, atomic_write_jsonl, iter_jsonl, read_json
+from emidbench.rundir import RunDir, atomic_write_json, atomic_write_jsonl, iter_jsonl
 
 METRIC_COLUMNS = ["scenario", "n", "n_missing", "n_failed", "emi", "emi_lo", "emi_hi", "emid", "emid_lo", "emid_hi",
                   "emid_ub", "emid_true_ub", "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood", "rp_score", "rp_lo", "rp_hi",
@@ -272,7 +274,7 @@ def _score(id_name: str, sets: dict, club, entropy_scaler, bootstrap: int, seed:
 def _judge_all(judge, rules, spec: str, items: dict, debias: bool, cache_dir: Path, say) -> tuple[dict, int]:
     """Judge every item of every scenario (both orders with debias); returns the judge
     records per scenario and the number of judge calls made."""
-    from emidbench.rundir import atomic_write_json
+    from emidbench.eval.cache import EntryCache
     from emidbench.score.judges.protocol import build_prompt, parse_scores
 
     orders = ORDERS if debias else ORDERS[:1]
@@ -293,14 +295,14 @@ def _judge_all(judge, rules, spec: str, items: dict, debias: bool, cache_dir: Pa
                 keys.append(key)
             plan[sc].append(keys)
 
+    # A damaged or unparsable entry is a miss: judged again below and overwritten.
+    cache = EntryCache(cache_dir, valid=lambda entry: parse_scores(entry.get("reply")) is not None)
     replies: dict[str, str] = {}
     last_failure: dict[str, str] = {}
     for key in prompts:
-        path = cache_dir / key[:2] / f"{key}.json"
-        if path.is_file():
-            cached = read_json(path)
-            if isinstance(cached, dict) and parse_scores(cached.get("reply")) is not None:
-                replies[key] = cached["reply"]
+        hit = cache.get(key)
+        if hit is not None:
+            replies[key] = hit["reply"]
     todo = [k for k in prompts if k not in replies]
     if todo:
         say(f"  judging {len(todo)} prompts ({len(prompts) - len(todo)} from the cache)")
@@ -317,7 +319,7 @@ def _judge_all(judge, rules, spec: str, items: dict, debias: bool, cache_dir: Pa
                 say(f"  judged {done}/{len(todo)}")
             if isinstance(reply, str) and parse_scores(reply) is not None:
                 replies[key] = reply
-                atomic_write_json(cache_dir / key[:2] / f"{key}.json", {"reply": reply, "judge": judge.identity})
+                cache.put(key, {"reply": reply, "judge": judge.identity})
             else:
                 last_failure[key] = reply if isinstance(reply, str) else f"error: {reply}"
         todo = [k for k in todo if k not in replies]
