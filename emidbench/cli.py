@@ -67,6 +67,9 @@ def shift(
     name: Optional[str] = typer.Option(None, help="Name of the ID set (scenario names are built on it)."),
     known_as: Optional[str] = typer.Option(None, "--known-as", help="Treat a local dataset copy as this hub id (its built-in column mapping), e.g. lmms-lab/llava-bench-coco."),
     size: str = typer.Option("default", help="Size of generated benchmarks (mini): default or large."),
+    split_embedder: str = typer.Option("pixel", help="Image embedder ranking the second domain for its easy/hard split: pixel (no download; a proxy), paper (CLIP, as the paper) or offline."),
+    vision_encoder: Optional[str] = typer.Option(None, help="--split-embedder paper: CLIP checkpoint (default openai/clip-vit-base-patch32)."),
+    text_encoder: Optional[str] = typer.Option(None, help="--split-embedder paper: XLM-R checkpoint (default xlm-roberta-base)."),
 ):
     """Build the ID set and every shifted variant of it (RUN/shifts/)."""
     from emidbench.benchmarks import load_benchmark
@@ -77,7 +80,9 @@ def shift(
     from emidbench.shift import run_shift
 
     manifest = run_shift(bench, suite, path, seed=seed, workers=workers, limit=limit,
-                         dry_run=dry_run, translator=translator, console=out if dry_run else console)
+                         dry_run=dry_run, translator=translator, split_embedder=split_embedder,
+                         split_options={"vision_encoder": vision_encoder, "text_encoder": text_encoder},
+                         console=out if dry_run else console)
     if not dry_run:
         out.print(f"{len(manifest.scenarios)} scenarios written to {path / 'shifts'}")
 

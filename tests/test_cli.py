@@ -29,6 +29,10 @@ def test_unknown_verb_and_option_exit_2(tmp_path):
     proc = run_cli("shift", tmp_path, "--benchmark", "mini", "--sevrity", "3")
     assert proc.returncode == 2
     assert "--sevrity" in proc.stderr
+    proc = run_cli("shift", tmp_path / "r", "--benchmark", "mini", "--limit", "2", "--split-embedder", "clip")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == \
+        ["emidbench: error: unknown split embedder 'clip' (known: pixel, offline, paper)"], proc.stderr
+    assert not (tmp_path / "r").exists()
 
 
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path):

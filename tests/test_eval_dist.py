@@ -49,6 +49,44 @@ def test_two_torchrun_processes_equal_one(small_run, tiny_llava_dir, tmp_path):
     assert proc.returncode == 0 and "12 already done" in proc.stderr, proc.stderr[-3000:]
 
 
+# Runs run_eval under torchrun and exits non-zero when a reference to the process group
+# outlives Dist.close (besides the one kept here to count them).
+CLOSE_DRIVER = """
+import sys
+import torch.distributed as dist
+from emidbench.eval import run_eval, sharding
+
+kept = []
+close = sharding.Dist.close
+
+def spy(self, sync=True):
+    if self.owns_group and dist.is_initialized() and not kept:
+        kept.append(dist.group.WORLD)
+    close(self, sync)
+
+sharding.Dist.close = spy
+summary = run_eval(sys.argv[1], sys.argv[2], name="dist", max_new_tokens=6, batch_size=2, scenarios="bench")
+assert kept and summary.skipped == 6, summary
+left = sys.getrefcount(kept[0]) - 2  # minus `kept` and getrefcount's argument
+sys.exit(f"{left} references to the process group outlive Dist.close" if left else 0)
+"""
+
+
+def test_close_really_destroys_the_process_group(small_run, tiny_llava_dir, tmp_path):
+    """A group that survives destroy_process_group (held by a module imported after it was
+    created: transformers imports torch.distributed.nn, whose defaults bind group.WORLD) keeps
+    its gloo worker threads retiring the last collective while the interpreter exits, which
+    now and then aborts a rank ("terminate called without an active exception")."""
+    run_eval(small_run, str(tiny_llava_dir), name="dist", max_new_tokens=6, batch_size=2, scenarios="bench")
+    driver = tmp_path / "driver.py"
+    driver.write_text(CLOSE_DRIVER)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(driver), str(small_run), str(tiny_llava_dir)],
+                          cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def test_sharding_is_deterministic_and_complete():
     items = list(range(11))
     shards = [take_shard(items, Dist(rank=r, world=3)) for r in range(3)]

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -168,7 +169,7 @@ def test_unknown_suite_and_small_images(tmp_path):
 
 def test_languages_without_translations_are_skipped_with_a_note(tmp_path, capsys):
     bench = tiny_bench()
-    bench.samples = [Sample(**{**s.__dict__, "translations": {}}) for s in bench.samples]
+    bench.samples = [replace(s, translations={}) for s in bench.samples]
     bench.domains = {}
     from rich.console import Console
 
@@ -183,7 +184,7 @@ def test_custom_suite_and_non_latin_pass_through(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("scenarios:\n  - {name: typo_ko, text: {name: KeyboardAug, severity: 3}}\n")
     bench = tiny_bench()
-    bench.samples = [Sample(**{**s.__dict__, "text": s.translations["Korean"]}) for s in bench.samples]
+    bench.samples = [replace(s, text=s.translations["Korean"]) for s in bench.samples]
     m = run_shift(bench, path, tmp_path / "r")
     e = m.scenarios[1]
     assert (e.name, e.family, e.modality) == ("typo_ko", "custom", "text")
@@ -209,7 +210,7 @@ def test_translator_model(tmp_path):
     MarianMTModel(cfg).save_pretrained(tmp_path / "mt")
     fast.save_pretrained(tmp_path / "mt")
     bench = tiny_bench()
-    bench.samples = [Sample(**{**s.__dict__, "translations": {}}) for s in bench.samples]
+    bench.samples = [replace(s, translations={}) for s in bench.samples]
     bench.domains = {}
     suite = tmp_path / "de.yaml"
     suite.write_text("natural:\n  languages: [German]\n")
@@ -225,3 +226,56 @@ def test_translator_model(tmp_path):
 def test_dry_run_writes_nothing(tmp_path):
     m = run_shift(tiny_bench(), "paper-61", tmp_path / "r", dry_run=True)
     assert m.scenarios == [] and not (tmp_path / "r").exists()
+
+
+def test_missing_wordnet_stops_the_run_and_the_rerun_reuses_its_images(tmp_path, monkeypatch):
+    """WordNet is loaded on a helper thread beside the image work; its absence must still
+    end the run with the one clear error, and what was stored must be reused later."""
+    import nltk
+
+    from emidbench.shift.text import wordnet as wn
+
+    suite = tmp_path / "sr.yaml"
+    suite.write_text("synthetic:\n  grid: full\n  visual:\n    - {name: frost, severities: [1, 3]}\n"
+                     "  text:\n    - {name: sr, severities: [4]}\n")
+    calls = []
+    orig = visual.Corruption.__call__
+    monkeypatch.setattr(visual.Corruption, "__call__", lambda self, im, s: calls.append(s) or orig(self, im, s))
+    bench = tiny_bench(n_images=4)
+    with monkeypatch.context() as no_wordnet:
+        no_wordnet.setattr(wn, "_READY", None)
+        no_wordnet.setattr(nltk.data, "path", [])
+        no_wordnet.setattr(wn, "DEBIAN_WORDNET", tmp_path / "no-wordnet")
+        no_wordnet.setenv("EMIDBENCH_CACHE", str(tmp_path / "cache"))
+        with pytest.raises(UserError, match="install Debian's wordnet-base"):
+            run_shift(bench, suite, tmp_path / "r")
+    assert not RunDir(tmp_path / "r").manifest_path.exists()
+    try:
+        wn.wordnet()
+    except UserError:
+        pytest.skip("WordNet not installed (Debian wordnet-base or NLTK corpus): rerun not checked")
+    first = len(calls)
+    m = run_shift(bench, suite, tmp_path / "r")
+    assert len(m.scenarios) == 1 + 2 + 1 + 2  # ID, 2 visual, 1 text, 2 joint
+    assert len(calls) == 4 * 2 and first <= len(calls)  # each (image, severity) corrupted once over both runs
+
+
+def test_split_by_a_learned_image_embedder(tmp_path):
+    """--split-embedder paper ranks the second domain with the score stage's CLIP tower
+    (here the bundled toy one) instead of the pixel proxy; what ranked it is recorded."""
+    suite = tmp_path / "wild.yaml"
+    suite.write_text("natural:\n  languages: [English]\n  splits: [easy, hard]\n")
+    bench = tiny_bench(n_images=3, per_image=1, size=(64, 64), wild=6)
+    pixel = run_shift(bench, suite, tmp_path / "pixel").extra["splits"]["bench_wild"]
+    m = run_shift(bench, suite, tmp_path / "clip", split_embedder="paper",
+                  split_options={"vision_encoder": "mini-clip", "text_encoder": "mini-xlmr"})
+    split = m.extra["splits"]["bench_wild"]
+    assert split["embedder"].startswith("paper:") and pixel["embedder"].startswith("pixel")
+    assert split["distance"] != pixel["distance"]
+    dist = {int(k): v for k, v in split["distance"].items()}
+    assert len(split["easy"]) == 3 and sorted(split["easy"] + split["hard"]) == split["normal"]
+    assert max(dist[q] for q in split["easy"]) <= min(dist[q] for q in split["hard"])
+    assert [r["question_id"] for r in RunDir(tmp_path / "clip").read_scenario("bench_wild_hard_English")] == \
+        split["hard"]
+    with pytest.raises(UserError, match=r"unknown split embedder 'clip' \(known: pixel, offline, paper\)"):
+        run_shift(bench, suite, tmp_path / "bad", split_embedder="clip")

@@ -114,3 +114,26 @@ def test_lexnames_is_wordnets_list():
     lines = lexnames_text().splitlines()
     assert len(lines) == 45
     assert lines[0] == "00\tadj.all\t3" and lines[3] == "03\tnoun.Tops\t1" and lines[44] == "44\tadj.ppl\t3"
+
+
+def test_preparing_draws_no_random_numbers():
+    """The shift stage prepares text shifts on a thread beside the seeded corruptions: the
+    imports, augmenters and WordNet lookups must leave the global generators alone."""
+    texts = questions()[:6]
+    code = f"""
+import json, random, numpy as np
+from emidbench.shift.text import PERTURBATIONS, prepare_texts, wordnet
+random.seed(5); np.random.seed(5)
+before = random.getstate(), np.random.get_state()[1].tolist()
+names = [n for n in PERTURBATIONS if n not in ("sr", "synonym")]
+try:
+    wordnet.wordnet(); names += ["sr", "synonym"]
+except Exception:
+    pass
+prepare_texts([(n, 3, {texts!r}) for n in names])
+print(json.dumps([(random.getstate(), np.random.get_state()[1].tolist()) == before, sorted(names)]))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    same, names = json.loads(proc.stdout)
+    assert same and "KeyboardAug" in names and "word_swap" in names

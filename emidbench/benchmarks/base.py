@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from PIL import Image, UnidentifiedImageError
 
 from emidbench.errors import UserError
+from emidbench.rundir import content_hash
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,12 @@ class Sample:
 
     def open_image(self) -> Image.Image:
         return decode_image(self.image, f"sample {self.question_id} ({self.image_name})")
+
+    @cached_property
+    def image_hash(self) -> str:
+        """sha256 of the image bytes: the image's name in a run's store. Computed once; a
+        suite looks it up for every scenario the sample is in."""
+        return content_hash(self.image)
 
 
 @dataclass

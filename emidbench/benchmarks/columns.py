@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -90,7 +92,7 @@ def rows_to_samples(
         if context_of is not None and sample.context is None:
             ctx = context_of(row, sample)
             if ctx is not None:
-                sample = Sample(**{**sample.__dict__, "context": ctx})
+                sample = replace(sample, context=ctx)
         samples.append(sample)
     return samples
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pathlib import Path
 
 from emidbench.benchmarks.base import Benchmark, Sample
@@ -90,7 +92,7 @@ def join_metadata(samples: list[Sample], source: Benchmark) -> list[Sample]:
         src = by_id.get(s.question_id)
         if src is None:
             raise UserError(f"question_id {s.question_id!r} is not in {source.name}; cannot join category/context")
-        out.append(Sample(**{**s.__dict__, "category": s.category or src.category, "context": s.context or src.context}))
+        out.append(replace(s, category=s.category or src.category, context=s.context or src.context))
     return out
 
 

@@ -58,6 +58,11 @@ class Dist:
             return cls()
         import torch
         import torch.distributed as dist
+        # Before the group exists: its functions bind `group=group.WORLD` as defaults at import.
+        # Imported later (transformers does, via torch.distributed.fsdp) they would hold our group,
+        # destroy_process_group could not free it, and its gloo worker threads would still be
+        # retiring the last collective while the interpreter exits: an abort at teardown.
+        import torch.distributed.nn  # noqa: F401
 
         local_rank = _env_int("LOCAL_RANK", 0)
         owns = False

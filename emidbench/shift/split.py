@@ -10,8 +10,10 @@ their image's distance (questions on one image share it; ties keep question orde
 is the first floor(n/2), hard the rest, so with an odd n hard has one more.
 
 The embedder is pluggable: any callable `embed_images(list[bytes]) -> (n, d) array`, or
-an object with such an `embed_images` method (the score stage's embedders). The default,
-`pixel_embedder`, needs no download: deterministic, fast, a proxy for a learned one.
+an object with such an `embed_images` method — the score stage's embedders, by name with
+`split_embedder("paper", vision_encoder=...)` (the paper ranked by CLIP distance). The
+default, `pixel_embedder`, needs no download: deterministic, fast, a proxy for a learned
+one.
 """
 
 from __future__ import annotations
@@ -19,9 +21,22 @@ from __future__ import annotations
 import numpy as np
 
 from emidbench.benchmarks.base import Sample, decode_image
-from emidbench.rundir import content_hash
+from emidbench.errors import UserError
 
+PIXEL = "pixel"
 DEFAULT_EMBEDDER = "pixel (16x16 thumbnail + 8-bin RGB histogram)"
+
+
+def split_embedder(name: str | None, **options):
+    """The embedder called `name`: `pixel` (None, the built-in proxy) or a score-stage
+    embedder (`paper`, `offline`) built with `options` (vision_encoder, text_encoder, ...)."""
+    if name in (None, PIXEL):
+        return None
+    from emidbench.score.embedders import EMBEDDERS, make_embedder
+
+    if name not in EMBEDDERS:
+        raise UserError(f"unknown split embedder {name!r} (known: {', '.join([PIXEL, *sorted(EMBEDDERS)])})")
+    return make_embedder(name, **options)
 
 
 def pixel_embedder(images: list[bytes]) -> np.ndarray:
@@ -41,7 +56,8 @@ def pixel_embedder(images: list[bytes]) -> np.ndarray:
 def embedder_name(embedder) -> str:
     if embedder is None:
         return DEFAULT_EMBEDDER
-    return str(getattr(embedder, "name", None) or getattr(embedder, "__qualname__", None) or type(embedder).__name__)
+    # the identity names the checkpoints too (paper:<hash of CLIP and XLM-R folders>)
+    return str(getattr(embedder, "identity", None) or getattr(embedder, "name", None) or getattr(embedder, "__qualname__", None) or type(embedder).__name__)
 
 
 def _embed_fn(embedder):
@@ -62,7 +78,7 @@ def natural_split(id_samples: list[Sample], domain_samples: list[Sample], embedd
     dom_emb = _normalise(np.asarray(embed(list(dom_imgs.values())), dtype=np.float64), len(dom_imgs))
     dist_by_img = dict(zip(dom_imgs, (1.0 - dom_emb @ centroid).tolist()))
     # Rounded so the ranking and the recorded numbers agree across BLAS builds.
-    dist = {s.question_id: round(float(dist_by_img[content_hash(s.image)]), 6) for s in domain_samples}
+    dist = {s.question_id: round(float(dist_by_img[s.image_hash]), 6) for s in domain_samples}
     order = {s.question_id: i for i, s in enumerate(domain_samples)}
     ranked = sorted(domain_samples, key=lambda s: (dist[s.question_id], order[s.question_id]))
     easy = {s.question_id for s in ranked[:len(ranked) // 2]}
@@ -85,5 +101,5 @@ def _normalise(emb: np.ndarray, n: int) -> np.ndarray:
 def _distinct(samples: list[Sample]) -> dict[str, bytes]:
     out: dict = {}
     for s in samples:
-        out.setdefault(content_hash(s.image), s.image)
+        out.setdefault(s.image_hash, s.image)
     return out

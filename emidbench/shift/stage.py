@@ -8,9 +8,11 @@ identifies a piece of work — (seed, image hash, corruption, severity) for an i
 (seed, scenario, question_id) for a question — so results do not depend on order,
 process or --workers: the same benchmark, suite and seed give byte-identical files.
 
-Workers: with --workers 1 everything runs in this process. With N > 1, N spawned
-processes corrupt, encode and store the images (grouped by source image, decoded once)
-while this process perturbs and translates the questions; only image names travel back.
+Workers: with --workers 1 everything runs in this process: the corruptions on the main
+thread, PNG encoding on a helper thread, and the text perturbations' preparation (library
+imports, WordNet lookups: most of their cost) on another. With N > 1, N-1 spawned
+processes also corrupt, encode and store images (grouped by source image, decoded once)
+and this process joins in; only image names travel back.
 
 Images are stored as PNG (lossless) with visual.encode_png, ~3x faster than Pillow's
 fastest setting at the same size: encoding was most of this stage's cost.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +55,6 @@ from emidbench.shift.visual import MIN_SIDE, PNG_ENCODER, corrupt_image, encode_
 IMAGE_INDEX = ".images.jsonl"
 PROGRESS = ".progress.json"
 TRANSLATIONS = ".translations.json"
-WORDNET_PERTURBATIONS = {"sr", "synonym"}  # text perturbations that read WordNet
 JOBS_PER_TASK = 8  # corruptions of one source image sent to a worker together (decoded once)
 
 
@@ -187,17 +189,20 @@ class _ImageWork:
                 fut.add_done_callback(lambda f, n=len(jobs): f.cancelled() or self._advance(n))
                 self.futures.append((fut, src, jobs))
 
-    def finish(self) -> None:
+    def finish(self, between=lambda: None) -> None:
+        """Run or wait for the image tasks; call `between()` after each one run here."""
         if not self.tasks:
             return
         try:
             if self.pool is None:
                 for src, jobs in self.tasks:
                     self._run_here(src, jobs)
+                    between()
                 return
             for fut, src, jobs in reversed(self.futures):  # help from the back of the queue
                 if fut.cancel():
                     self._run_here(src, jobs)
+                    between()
             for fut, src, jobs in self.futures:
                 if not fut.cancelled():
                     self.index.add(jobs, fut.result())
@@ -220,11 +225,14 @@ def run_shift(
     dry_run: bool = False,
     translator: str | None = None,
     split_embedder=None,
+    split_options: dict | None = None,
     console=None,
 ) -> Manifest:
     """Write RUN/shifts/ for `benchmark` under `suite` (a built-in name, a YAML path or a
-    Suite); returns the manifest. Everything that can be wrong with the inputs is checked
-    before anything is written."""
+    Suite); returns the manifest. `split_embedder` ranks a second domain's images for its
+    easy/hard split: an embedder object, or a name (`pixel`, the default; `paper`;
+    `offline`) built with `split_options`. Everything that can be wrong with the inputs is
+    checked before anything is written."""
     if not isinstance(workers, int) or workers < 1:
         raise UserError(f"--workers must be a positive integer, not {workers!r}")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
@@ -249,6 +257,12 @@ def run_shift(
         notes.append(f"natural domain splits skipped: benchmark {bench.name} has no second visual domain "
                      "(attach one with --domain NAME=SPEC)")
     _check_image_sizes(plans, samples_of)
+    if split_embedder is None or isinstance(split_embedder, str):
+        from emidbench.shift.split import split_embedder as named_embedder
+
+        if not isinstance(split_options or {}, dict):
+            raise UserError(f"split_options must be a mapping (vision_encoder, text_encoder), not {split_options!r}")
+        split_embedder = named_embedder(split_embedder, **(split_options or {}))
 
     run = RunDir(out)
     # Languages: the benchmark's translations, else the translator, else skipped (with a note).
@@ -268,11 +282,6 @@ def run_shift(
     fingerprints = {p.name: _fingerprint(p, selected[p.name], machine, seed) for p in plans}
     todo = [p for p in plans if not progress.is_done(p.name, fingerprints[p.name], run)]
 
-    if any(p.text is not None and p.text.name in WORDNET_PERTURBATIONS for p in todo):
-        from emidbench.shift.text.wordnet import wordnet
-
-        wordnet()  # missing WordNet: one clear error now, not after the image work
-
     # Distinct image jobs of the scenarios still to write, minus those stored by an earlier run.
     index = _ImageIndex(run)
     sources: dict[str, bytes] = {}
@@ -282,7 +291,7 @@ def run_shift(
         if p.visual is None:
             continue
         for s in selected[p.name]:
-            h = content_hash(s.image)
+            h = s.image_hash
             job = ImageJob(h, p.visual.name, p.visual.severity, derive_seed(seed, h, p.visual.name, p.visual.severity))
             if (h, p.visual.name, p.visual.severity) in job_of:
                 continue
@@ -292,10 +301,16 @@ def run_shift(
                 missing.setdefault(h, []).append(job)
 
     work = _ImageWork(run, index, missing, sources, workers, console)
+    texts = _Questions(todo, selected, seed, machine)
+    if missing:
+        # imported here first, so that two threads are never inside the same packages'
+        # imports at once (an import cycle across threads is a deadlock error)
+        import imagecorruptions  # noqa: F401
     try:
-        work.start()  # with workers > 1, the pool runs while the questions are made below
-        questions = {p.name: _questions(p, selected[p.name], seed, machine) for p in todo}
-        work.finish()
+        texts.start()  # the helper thread's imports and lookups overlap the image work
+        work.start()
+        work.finish(between=texts.make_if_ready)  # a failed helper (no WordNet) stops the work early
+        questions = texts.result()
     finally:
         index.close()
 
@@ -303,7 +318,7 @@ def run_shift(
     for p in todo:
         records = []
         for s, text in zip(selected[p.name], questions[p.name][0]):
-            h = content_hash(s.image)
+            h = s.image_hash
             if p.visual is not None:
                 image = index.done[job_of[(h, p.visual.name, p.visual.severity)].key]
             else:
@@ -347,22 +362,70 @@ def run_shift(
 
 # --------------------------------------------------------------------------- questions
 
-def _questions(p: ScenarioPlan, samples: list[Sample], seed: int, machine: dict) -> tuple[list[str], list]:
-    """The scenario's question texts, and the question_ids its text shift passed through."""
-    texts, passed = [], []
-    for s in samples:
-        text = s.text
-        if p.language != ENGLISH:
-            text = (s.translations.get(p.language) or machine[(p.language, s.text)]) + SUFFIX
-        if p.text is not None:
-            from emidbench.shift.text import perturb_text
+class _Questions:
+    """The question texts of the scenarios to write, and the question_ids each text shift
+    passed through. Getting the text perturbations ready (library imports, WordNet
+    lookups: most of their cost) starts on a helper thread (`start`), beside the image
+    work. The perturbations draw from the seeded global generators, as the corruptions
+    do, so they run on the calling thread: between two image tasks once the helper is
+    done (`make_if_ready`), or at the end (`result`)."""
 
-            out = perturb_text(text, p.text.name, p.text.severity, derive_seed(seed, p.name, s.question_id))
+    def __init__(self, plans: list[ScenarioPlan], selected: dict, seed: int, machine: dict):
+        self.plans, self.selected, self.seed = plans, selected, seed
+        # each scenario's texts before its text shift: the question, or its translation
+        self.inputs = {p.name: [s.text if p.language == ENGLISH else
+                                (s.translations.get(p.language) or machine[(p.language, s.text)]) + SUFFIX
+                                for s in selected[p.name]] for p in plans}
+        self.done: dict | None = None
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        shifts: dict[tuple, list[str]] = {}
+        for p in self.plans:
+            if p.text is not None:
+                shifts.setdefault((p.text.name, p.text.severity), []).extend(self.inputs[p.name])
+        if shifts:
+            work = [(name, severity, texts) for (name, severity), texts in sorted(shifts.items())]
+            self.thread = threading.Thread(target=self._prepare, args=(work,), name="prepare-text-shifts", daemon=True)
+            self.thread.start()
+
+    def _prepare(self, work) -> None:
+        from emidbench.shift.text import prepare_texts
+
+        try:
+            prepare_texts(work)
+        except BaseException as e:  # re-raised on the stage's thread (e.g. WordNet missing)
+            self.error = e
+
+    def make_if_ready(self) -> None:
+        if self.done is None and not (self.thread is not None and self.thread.is_alive()):
+            self._make()
+
+    def result(self) -> dict:
+        if self.done is None:
+            if self.thread is not None:
+                self.thread.join()
+            self._make()
+        return self.done
+
+    def _make(self) -> None:
+        if self.error is not None:
+            raise self.error
+        self.done = {p.name: self._perturbed(p) for p in self.plans}
+
+    def _perturbed(self, p: ScenarioPlan) -> tuple[list[str], list]:
+        if p.text is None:
+            return self.inputs[p.name], []
+        from emidbench.shift.text import perturb_text
+
+        texts, passed = [], []
+        for s, text in zip(self.selected[p.name], self.inputs[p.name]):
+            out = perturb_text(text, p.text.name, p.text.severity, derive_seed(self.seed, p.name, s.question_id))
             if out.note:
                 passed.append(s.question_id)
-            text = out.text
-        texts.append(text)
-    return texts, passed
+            texts.append(out.text)
+        return texts, passed
 
 
 def _languages(plans, samples_of, translator, run: RunDir, notes: list):
@@ -446,7 +509,7 @@ def _fingerprint(p: ScenarioPlan, samples: list[Sample], machine: dict, seed: in
     parts = [[p.name, p.family, p.visual and p.visual.to_json(), p.text and p.text.to_json(), p.domain, p.language,
               p.split, seed, PNG_ENCODER if p.visual else None]]
     for s in samples:
-        parts.append([s.question_id, content_hash(s.image), s.text, s.reference, s.category, s.context,
+        parts.append([s.question_id, s.image_hash, s.text, s.reference, s.category, s.context,
                       s.translations.get(p.language), machine.get((p.language, s.text))])
     return content_hash(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"))
 
@@ -456,7 +519,7 @@ def _check_image_sizes(plans: list[ScenarioPlan], samples_of: dict) -> None:
     seen: set = set()
     for d in sorted({p.domain for p in plans if p.visual is not None}, key=str):
         for s in samples_of[d]:
-            h = content_hash(s.image)
+            h = s.image_hash
             if h in seen:
                 continue
             seen.add(h)
@@ -511,7 +574,7 @@ def print_plan(plans: list[ScenarioPlan], bench: Benchmark, suite: Suite, consol
     from rich.table import Table
 
     sizes = scenario_sizes(plans, bench)
-    distinct = {(content_hash(s.image), p.visual.name, p.visual.severity) for p in plans if p.visual
+    distinct = {(s.image_hash, p.visual.name, p.visual.severity) for p in plans if p.visual
                 for s in (bench.samples if p.domain is None else bench.domains[p.domain])}
     table = Table(title=f"suite {suite.name} on {bench.name}: {len(plans)} scenarios "
                         f"({len(plans) - 1} shifts + the ID set), {len(distinct)} distinct corrupted images")

@@ -3,13 +3,18 @@
 Each plugin is one small module registering into PERTURBATIONS. Perturbations that only
 make sense for Latin-script (English) text pass other scripts through unchanged and say
 so, instead of failing or silently garbling them.
+
+A plugin may also say how to get ready (`prepare`): import its library, build its
+augmenter, look up its WordNet entries. At LLaVA-Bench size that is most of a suite's
+text cost (nlpaug's import alone takes longer than 2,500 perturbations), and as it draws
+no random numbers the shift stage runs it on a helper thread beside the image work.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from emidbench.errors import UserError
 from emidbench.registry import Registry
@@ -21,6 +26,8 @@ class TextPerturbation:
     apply: Callable[[str, int, int], str]  # (text, severity, seed) -> text
     severities: range
     latin_only: bool = True
+    # (texts, severity) -> None: load what apply() will need for them; draws no random numbers
+    prepare: Callable[[list[str], int], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,15 @@ def perturb_text(text: str, name: str, severity: int, seed: int) -> PerturbedTex
         return PerturbedText(text, False, f"passed through: {name} is for Latin-script text")
     out = p.apply(text, severity, seed)
     return PerturbedText(out, out != text)
+
+
+def prepare_texts(work: Iterable[tuple[str, int, list[str]]]) -> None:
+    """Get every (perturbation, severity, texts) ready, as perturb_text will meet them:
+    no random numbers are drawn, so this may run beside seeded work on another thread."""
+    for name, severity, texts in work:
+        p = check_perturbation(name, severity)
+        if p.prepare is not None:
+            p.prepare([t for t in texts if not p.latin_only or is_latin(t)], severity)
 
 
 # Plugins register themselves on import.

@@ -49,10 +49,14 @@ def synonyms(word: str) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
+def _candidates(words: list[str]) -> list[str]:
+    return sorted({w for w in words if w not in STOP_WORDS})
+
+
 def synonym_replacement(text: str, k: int, seed: int) -> str:
     words = [w for w in clean(text).split(" ") if w]
     n = max(1, int(0.05 * k * len(words)))
-    candidates = sorted({w for w in words if w not in STOP_WORDS})
+    candidates = _candidates(words)
     with seeded_global_rng(seed):
         random.shuffle(candidates)
         replaced = 0
@@ -67,7 +71,15 @@ def synonym_replacement(text: str, k: int, seed: int) -> str:
     return " ".join(" ".join(words).split(" "))
 
 
+def look_up(texts: list[str], k: int) -> None:
+    """Load WordNet and the synonyms of every word synonym_replacement may replace."""
+    wordnet()  # its clear error if missing, even when every synonym is memoised already
+    for text in texts:
+        for word in _candidates(clean(text).split(" ")):
+            synonyms(word)
+
+
 PERTURBATIONS.register("sr", "EDA synonym replacement over WordNet, alpha=0.05*k (the paper's sr_4, sr_7)")(
-    TextPerturbation("sr", synonym_replacement, range(1, 11)))
+    TextPerturbation("sr", synonym_replacement, range(1, 11), prepare=look_up))
 PERTURBATIONS.register("synonym", "WordNet synonym replacement (EDA), 5% of words per level")(
-    TextPerturbation("synonym", synonym_replacement, range(1, 11)))
+    TextPerturbation("synonym", synonym_replacement, range(1, 11), prepare=look_up))

@@ -23,38 +23,27 @@ def augmenter(kind: str, **kwargs):
     return getattr(nac, kind)(**kwargs)
 
 
-def _keyboard(text: str, k: int, seed: int) -> str:
-    aug = augmenter("KeyboardAug", aug_word_p=0.05 * k)
-    with seeded(seed):
-        return _first(aug.augment(text))
+def _char_aug(name: str, kind: str, **kwargs) -> TextPerturbation:
+    """The perturbation with nlpaug augmenter `kind` at aug_word_p = 0.05*k (registered below)."""
 
-
-def _ocr(text: str, k: int, seed: int) -> str:
-    aug = augmenter("OcrAug", aug_word_p=0.05 * k)
-    with seeded(seed):
-        return _first(aug.augment(text))
-
-
-def _random_char(action: str):
     def apply(text: str, k: int, seed: int) -> str:
-        aug = augmenter("RandomCharAug", action=action, aug_word_p=0.05 * k)
+        aug = augmenter(kind, aug_word_p=0.05 * k, **kwargs)
         with seeded(seed):
-            return _first(aug.augment(text))
+            out = aug.augment(text)
+        return out[0] if isinstance(out, list) else out
 
-    return apply
+    def prepare(texts: list[str], k: int) -> None:
+        augmenter(kind, aug_word_p=0.05 * k, **kwargs)
 
-
-def _first(out) -> str:
-    return out[0] if isinstance(out, list) else out
+    return TextPerturbation(name, apply, range(1, 11), prepare=prepare)
 
 
 # The paper's name (KeyboardAug_1, KeyboardAug_3) and the text-noise suite's name.
 PERTURBATIONS.register("KeyboardAug", "nlpaug KeyboardAug, aug_word_p=0.05*k (the paper's)")(
-    TextPerturbation("KeyboardAug", _keyboard, range(1, 11)))
+    _char_aug("KeyboardAug", "KeyboardAug"))
 PERTURBATIONS.register("keyboard", "keyboard typos (nlpaug KeyboardAug), 5% of words per level")(
-    TextPerturbation("keyboard", _keyboard, range(1, 11)))
-PERTURBATIONS.register("ocr", "OCR confusions (nlpaug OcrAug), 5% of words per level")(
-    TextPerturbation("ocr", _ocr, range(1, 11)))
+    _char_aug("keyboard", "KeyboardAug"))
+PERTURBATIONS.register("ocr", "OCR confusions (nlpaug OcrAug), 5% of words per level")(_char_aug("ocr", "OcrAug"))
 for _action in ("insert", "substitute", "swap", "delete"):
     PERTURBATIONS.register(f"char_{_action}", f"random character {_action} (nlpaug RandomCharAug), 5% of words per level")(
-        TextPerturbation(f"char_{_action}", _random_char(_action), range(1, 11)))
+        _char_aug(f"char_{_action}", "RandomCharAug", action=_action))

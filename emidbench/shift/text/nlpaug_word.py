@@ -17,6 +17,11 @@ def _random_word(action: str):
     return apply
 
 
+def _import(texts: list[str], k: int) -> None:
+    import nlpaug.augmenter.word  # noqa: F401
+
+
 for _action in ("swap", "delete"):
     PERTURBATIONS.register(f"word_{_action}", f"random word {_action} (nlpaug RandomWordAug), 5% of words per level")(
-        TextPerturbation(f"word_{_action}", _random_word(_action), range(1, 11), latin_only=False))
+        TextPerturbation(f"word_{_action}", _random_word(_action), range(1, 11), latin_only=False,
+                         prepare=_import))

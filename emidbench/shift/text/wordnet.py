@@ -218,8 +218,9 @@ def _find_root(nltk):
         return nltk.data.find("corpora/wordnet")
 
 
-def wordnet(source: Path = DEBIAN_WORDNET):
-    """nltk's WordNet reader, prepared from local files on first use."""
+def wordnet(source: Path | None = None):
+    """nltk's WordNet reader, prepared from local files on first use (`source`: where
+    Debian's files are, DEBIAN_WORDNET unless given)."""
     global _READY
     if _READY is None:
         import nltk
@@ -227,7 +228,7 @@ def wordnet(source: Path = DEBIAN_WORDNET):
         try:
             root = _find_root(nltk)
         except LookupError:
-            data = prepare_from_debian(source)
+            data = prepare_from_debian(source or DEBIAN_WORDNET)
             if str(data) not in nltk.data.path:
                 nltk.data.path.insert(0, str(data))
             root = _find_root(nltk)
