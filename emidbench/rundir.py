@@ -76,6 +76,19 @@ def atomic_write_jsonl(path: Path, records: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(jsonl_line(r) for r in records))
 
 
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write `data` atomically unless the file already holds exactly these bytes (mtime
+    kept: a rerun that changes nothing touches nothing); True if written."""
+    path = Path(path)
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    atomic_write_bytes(path, data)
+    return True
+
+
 # --------------------------------------------------------------------------- reads
 
 def read_json(path: Path) -> Any:

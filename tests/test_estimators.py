@@ -61,6 +61,22 @@ def test_covset_reuse_matches_direct():
     assert CovSet(a).jsd(CovSet(b)) == pytest.approx(jsd(a, b), abs=1e-14)
 
 
+def test_fewer_rows_than_dimensions_gives_the_covariance_numbers():
+    # CovSet takes eigenvalues from the n x n Gram matrix when n < d (LLaVA-Bench: 90 rows,
+    # d = 512-1024); jsd() always uses the d x d covariance, the published route.
+    rng = np.random.default_rng(2)
+    for n_p, n_q, d in [(30, 40, 128), (60, 67, 128), (64, 64, 128), (90, 90, 64), (5, 200, 100)]:
+        a, b = unit(rng, n_p, d), unit(rng, n_q, d)
+        assert CovSet(a).entropy == pytest.approx(vn_entropy(a.T @ a), abs=1e-12)
+        assert CovSet(a).jsd(CovSet(b)) == pytest.approx(jsd(a, b), abs=1e-12)
+        assert CovSet(b).jsd(CovSet(a)) == pytest.approx(jsd(a, b), abs=1e-12)
+    assert CovSet(a).jsd(CovSet(a.copy())) == 0.0  # a text-only shift's jsd_v: exactly 0, never -1e-16
+    # hand-computed, through the Gram route: one row e1 against three rows e2 in 10 dimensions
+    e = np.eye(10)
+    expected = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    assert CovSet(e[[0]]).jsd(CovSet(e[[1, 1, 1]])) == pytest.approx(expected, abs=1e-14)
+
+
 # ----------------------------------------------------------------------- CLUB
 
 def club_reference_loop(club: CLUB, x: np.ndarray, y: np.ndarray) -> float:

@@ -105,3 +105,24 @@ def test_merge_puts_shards_in_question_order_and_keeps_answers_over_failures(tmp
     merged = merge_answers(main, questions, [shard])
     assert [(r["question_id"], r["text"]) for r in merged] == [(3, "c"), (1, "ok"), (2, "b")]
     assert read_jsonl(main) == merged and not shard.exists()
+
+
+def test_a_merge_that_changes_nothing_leaves_the_file_untouched(tmp_path):
+    questions = [{"question_id": q} for q in (1, 2)]
+    main = tmp_path / "s.jsonl"
+    merge_answers(main, questions, [], keep=None)
+    assert not main.exists()  # nothing to write, nothing written
+    shard = tmp_path / "s.rank0.jsonl"
+    shard.write_text("".join(json.dumps({"question_id": q, "text": f"a{q}", "metadata": {}}) + "\n" for q in (2, 1)))
+    merge_answers(main, questions, [shard])
+    os.utime(main, ns=(1_000_000_000, 1_000_000_000))
+    before = main.read_bytes()
+    # the same answers again from a shard, and no shard at all: same bytes, same mtime
+    shard.write_text(json.dumps({"question_id": 1, "text": "a1", "metadata": {}}) + "\n")
+    merge_answers(main, questions, [shard])
+    merge_answers(main, questions)
+    assert main.read_bytes() == before and main.stat().st_mtime_ns == 1_000_000_000 and not shard.exists()
+    # a different answer is written
+    shard.write_text(json.dumps({"question_id": 1, "text": "new", "metadata": {}}) + "\n")
+    merge_answers(main, questions, [shard])
+    assert [r["text"] for r in read_jsonl(main)] == ["new", "a2"] and main.stat().st_mtime_ns != 1_000_000_000

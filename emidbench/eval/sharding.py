@@ -28,7 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from emidbench.errors import UserError
-from emidbench.rundir import atomic_write_jsonl, iter_jsonl
+from emidbench.rundir import iter_jsonl, jsonl_line, write_if_changed
 
 # Ranks wait for each other at the end; cache hits can make shards very unequal in work.
 TIMEOUT = timedelta(hours=24)
@@ -141,7 +141,7 @@ def merge_answers(path: Path, questions: list[dict], sources: list[Path] = (), k
     """Rewrite `path` with one record per question, in question order, from the records of
     `path` and `sources` (later ones win, except that a failure never replaces an answer),
     keeping only records for which keep(record, question) is true; then delete `sources`.
-    Written atomically: a kill leaves the old file or the new one."""
+    Written atomically (a kill leaves the old file or the new one), and only if it changes."""
     best: dict = {}
     for src in [path, *sources]:
         if not Path(src).is_file():
@@ -158,7 +158,7 @@ def merge_answers(path: Path, questions: list[dict], sources: list[Path] = (), k
         if rec is not None and (keep is None or keep(rec, q)):
             records.append(rec)
     if Path(path).is_file() or records:
-        atomic_write_jsonl(path, records)
+        write_if_changed(path, "".join(jsonl_line(r) for r in records).encode("utf-8"))
     for src in sources:
         Path(src).unlink(missing_ok=True)
     return records

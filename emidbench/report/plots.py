@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emidbench.rundir import atomic_write_bytes
+from emidbench.rundir import write_if_changed
 
 SAVE = {"dpi": 120, "metadata": {"Software": None}}  # no version/timestamp: stable bytes
 FAMILY_MARKERS = {"synthetic": "o", "natural": "^", "custom": "s"}
@@ -39,17 +39,6 @@ def _save(fig, path: Path) -> Path:
     plt.close(fig)
     write_if_changed(Path(path), buf.getvalue())
     return Path(path)
-
-
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Atomically write data to path unless it already holds exactly these bytes."""
-    try:
-        if path.read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    atomic_write_bytes(path, data)
-    return True
 
 
 def _colors(n: int) -> list:

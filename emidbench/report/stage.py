@@ -20,7 +20,7 @@ from emidbench.report import plots
 from emidbench.report.correlations import CORR_COLUMNS, correlations
 from emidbench.report.tables import (PER_SHIFT_COLUMNS, check_id_row, per_shift_rows, read_metrics, scored_models,
                                      summary_columns, summary_row)
-from emidbench.rundir import RunDir, read_json
+from emidbench.rundir import RunDir, read_json, write_if_changed
 from emidbench.score.table import csv_text
 
 MODEL_PLOTS = {"severity": plots.severity_plot, "natural": plots.natural_plot, "emid_grid": plots.grid_plot}
@@ -95,7 +95,7 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     """The score stage's CSV format (exact floats, empty cells for missing values),
     written only when the bytes change: rerunning the report on the same scores leaves
     every file as it was (mtime included), so a resumed `emidbench run` changes nothing."""
-    plots.write_if_changed(Path(path), csv_text(rows, columns).encode("utf-8"))
+    write_if_changed(Path(path), csv_text(rows, columns).encode("utf-8"))
 
 
 def _draw(path: Path, draw) -> bool:

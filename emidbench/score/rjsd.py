@@ -5,6 +5,11 @@ covariance C = Z^T Z — no centring, no division by n or by the trace before tw
 are mixed: with sets of different sizes that changes the number, and matching the
 reference means keeping it. H(C) = -sum(l log l) over the positive eigenvalues l of C
 divided by their sum; JSD(P, Q) = H((C_P + C_Q)/2) - (H(C_P) + H(C_Q))/2. All in float64.
+
+With fewer rows than dimensions (90 questions, d = 512-1024) the eigenvalues come from the
+n x n Gram matrix Z Z^T instead: its positive eigenvalues are those of Z^T Z, and the
+mixture (C_P + C_Q)/2 is S^T S for S = [Z_P; Z_Q]/sqrt(2). Same numbers (to ~1e-13: the
+d x d route also counts round-off specks of its d - n zero eigenvalues), 10-400x faster.
 """
 
 from __future__ import annotations
@@ -35,15 +40,32 @@ def jsd(zp, zq) -> float:
 
 
 class CovSet:
-    """An embedding set's covariance and entropy, computed once: the ID set is compared
-    with every shifted set."""
+    """An embedding set's rows, covariance (when it is the smaller matrix) and entropy,
+    computed once: the ID set is compared with every shifted set."""
 
     def __init__(self, z):
-        self.cov = covariance(z)
-        self.entropy = vn_entropy(self.cov)
+        self.z = np.asarray(z, dtype=np.float64)
+        n, d = self.z.shape
+        self._cov = covariance(self.z) if n >= d else None
+        self.entropy = vn_entropy(self._cov if self._cov is not None else self.z @ self.z.T)
+
+    @property
+    def cov(self) -> np.ndarray:
+        if self._cov is None:
+            self._cov = covariance(self.z)
+        return self._cov
 
     def jsd(self, other: "CovSet") -> float:
-        return jsd_from_cov(self.cov, other.cov, self.entropy, other.entropy)
+        if self.z.shape == other.z.shape and np.array_equal(self.z, other.z):
+            # exactly 0, as the covariance route gives (its mixture is C_P itself); the Gram
+            # matrix of [Z; Z] would leave a round-off speck of either sign
+            return 0.0
+        if len(self.z) + len(other.z) < self.z.shape[1]:
+            s = np.concatenate([self.z, other.z]) / np.sqrt(2.0)
+            mixture = s @ s.T
+        else:
+            mixture = (self.cov + other.cov) / 2
+        return vn_entropy(mixture) - (self.entropy + other.entropy) / 2
 
 
 def _root(x: float, p: float) -> float:

@@ -44,8 +44,8 @@ from PIL import Image
 from emidbench.benchmarks.base import Benchmark, Sample, decode_image, image_format
 from emidbench.errors import UserError
 from emidbench.rundir import (
-    JsonlAppender, Manifest, RunDir, ScenarioEntry, atomic_write_json, atomic_write_text, content_hash, iter_jsonl,
-    jsonl_line, read_json,
+    JsonlAppender, Manifest, RunDir, ScenarioEntry, atomic_write_json, content_hash, iter_jsonl,
+    jsonl_line, read_json, write_if_changed,
 )
 from emidbench.shift.seeding import derive_seed
 from emidbench.shift.suites import ENGLISH, ScenarioPlan, Suite, load_suite, plan_scenarios
@@ -134,8 +134,7 @@ class _ImageIndex:
             return
         text = "".join(jsonl_line({"source": k[0], "corruption": k[1], "severity": k[2], "seed": k[3], "image": v})
                        for k, v in sorted(self.done.items(), key=lambda kv: str(kv[0])))
-        if not self.path.exists() or self.path.read_text(encoding="utf-8") != text:
-            atomic_write_text(self.path, text)
+        write_if_changed(self.path, text.encode("utf-8"))
 
 
 class _ImageWork:
