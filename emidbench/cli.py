@@ -55,7 +55,7 @@ def shift(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Same as RUN."),
     benchmark: str = typer.Option(..., "--benchmark", "-b", help="The ID benchmark: a name from `emidbench list` (mini, llava-bench), a LLaVA-style folder, a .jsonl/.parquet file, a saved `datasets` folder or a hub dataset id."),
     suite: str = typer.Option("paper-61", "--suite", "-s", help="Shift suite: a name from `emidbench list` (paper-61, paper-synthetic, paper-natural, imagenet-c, text-noise) or your own YAML file."),
-    seed: int = typer.Option(0, help="Seed for every random perturbation; same seed, same bytes."),
+    seed: int = typer.Option(0, help="Seed for every random perturbation (the ID data stay the same); same seed, same bytes."),
     workers: int = typer.Option(1, help="Processes computing image corruptions (results do not depend on it)."),
     limit: Optional[int] = typer.Option(None, help="Use only the first N samples of each domain (smoke runs)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the scenario table and stop."),
@@ -69,22 +69,21 @@ def shift(
     size: str = typer.Option("default", help="Size of generated benchmarks (mini): default or large."),
     split_embedder: str = typer.Option("pixel", help="Image embedder ranking the second domain for its easy/hard split: pixel (no download; a proxy), paper (CLIP, as the paper) or offline."),
     vision_encoder: Optional[str] = typer.Option(None, help="--split-embedder paper: CLIP checkpoint (default openai/clip-vit-base-patch32)."),
-    text_encoder: Optional[str] = typer.Option(None, help="--split-embedder paper: XLM-R checkpoint (default xlm-roberta-base)."),
 ):
     """Build the ID set and every shifted variant of it (RUN/shifts/)."""
     from emidbench.benchmarks import load_benchmark
 
     path = _run_path(run, out_dir)
     bench = load_benchmark(benchmark, name=name, split=split, subset=subset, columns=columns,
-                           known_as=known_as, domains=_pairs(domain, "--domain"), seed=seed, size=size)
+                           known_as=known_as, domains=_pairs(domain, "--domain"), size=size)  # --seed: the shifts only
     from emidbench.shift import run_shift
 
     manifest = run_shift(bench, suite, path, seed=seed, workers=workers, limit=limit,
                          dry_run=dry_run, translator=translator, split_embedder=split_embedder,
-                         split_options={"vision_encoder": vision_encoder, "text_encoder": text_encoder},
+                         split_options={"vision_encoder": vision_encoder},
                          console=out if dry_run else console)
     if not dry_run:
-        out.print(f"{len(manifest.scenarios)} scenarios written to {path / 'shifts'}")
+        out.print(f"{len(manifest.scenarios)} scenarios in {path / 'shifts'}")
 
 
 @app.command("eval")
@@ -221,6 +220,13 @@ def main() -> None:
     except UserError as e:
         console.print(f"emidbench: error: {e}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(e.exit_code)
+    except OSError as e:
+        if e.filename is None:
+            raise  # not about a path the user can fix: keep the traceback
+        # a path given as a file where a folder is needed, unwritable, ...: bad input, one line
+        where = f"{e.filename} -> {e.filename2}" if e.filename2 else e.filename
+        console.print(f"emidbench: error: {where}: {e.strerror or e}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(UserError.exit_code)
 
 
 if __name__ == "__main__":

@@ -371,10 +371,13 @@ class RunDir:
         """Store encoded image bytes once under their content hash; return the name
         relative to RUN/shifts/images/."""
         name = f"{content_hash(data)}.{ext.lstrip('.').lower()}"
-        path = self.images / name
-        if not path.exists():
-            atomic_write_bytes(path, data)
+        write_if_changed(self.images / name, data)  # a damaged copy is repaired, an intact one left alone
         return name
+
+    def image_intact(self, name: str) -> bool:
+        """The stored image exists and its bytes still hash to its name."""
+        path = self.images / name
+        return path.is_file() and content_hash(path.read_bytes()) == name.split(".")[0]
 
     def image_path(self, name: str) -> Path:
         path = (self.images / name).resolve()

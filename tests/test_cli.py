@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+from emidbench.rundir import RunDir
 from tests.helpers import REPO, make_llava_folder, run_cli
 
 
@@ -44,6 +45,30 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path):
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "questions.jsonl:2: malformed JSON" in err[0], proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_file_where_a_folder_is_needed_is_one_line_exit_2(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder\n")
+    proc = run_cli("shift", afile, "--benchmark", "mini", "--limit", "2")
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"emidbench: error: {afile}") and "Not a directory" in err[0], \
+        proc.stderr
+    assert afile.read_text() == "not a folder\n"
+
+
+def test_the_seed_changes_the_shifts_not_the_id_data(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("synthetic:\n  grid: separate\n  visual:\n    - {name: gaussian_noise, severities: [3]}\n")
+    for seed in ("0", "1"):
+        proc = run_cli("shift", tmp_path / seed, "--benchmark", "mini", "--suite", suite, "--limit", "3",
+                       "--seed", seed)
+        assert proc.returncode == 0, proc.stderr
+    a, b = RunDir(tmp_path / "0"), RunDir(tmp_path / "1")
+    assert a.read_scenario("mini") == b.read_scenario("mini")  # same ID questions and images
+    assert [r["image"] for r in a.read_scenario("mini_gaussian_noise_3")] != \
+           [r["image"] for r in b.read_scenario("mini_gaussian_noise_3")]
 
 
 def test_unknown_benchmark_exit_2(tmp_path):

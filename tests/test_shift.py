@@ -128,6 +128,26 @@ def test_resume_finishes_only_what_is_missing(tmp_path, monkeypatch):
     assert _files(tmp_path / "r") == before
 
 
+def test_a_rerun_repairs_lost_and_damaged_images_of_finished_scenarios(tmp_path, monkeypatch):
+    """Scenario files intact, images not: a rerun notices, makes exactly those images again
+    (a corrupted one by corrupting, an ID one from the benchmark) and nothing else."""
+    bench = tiny_bench()
+    run_shift(bench, "paper-synthetic", tmp_path / "r")
+    rd = RunDir(tmp_path / "r")
+    before = _files(tmp_path / "r")
+    index = [json.loads(line) for line in (rd.shifts / ".images.jsonl").read_text().splitlines()]
+    damaged = next(r["image"] for r in index if (r["corruption"], r["severity"]) == ("defocus_blur", 3))
+    (rd.images / damaged).write_bytes((rd.images / damaged).read_bytes()[:100])  # torn
+    lost_id = rd.read_scenario("bench")[0]["image"]
+    (rd.images / lost_id).unlink()
+    calls = []
+    orig = visual.Corruption.__call__
+    monkeypatch.setattr(visual.Corruption, "__call__", lambda self, im, s: calls.append((self.name, s)) or orig(self, im, s))
+    run_shift(bench, "paper-synthetic", tmp_path / "r")
+    assert calls == [("defocus_blur", 3)]
+    assert _files(tmp_path / "r") == before
+
+
 def test_corruptions_change_images_and_severity_orders_the_change():
     img = decode_image(photo_like(5, size=(96, 96), fmt="PNG"), "x")
     base = np.asarray(img, dtype=float)
@@ -267,8 +287,9 @@ def test_split_by_a_learned_image_embedder(tmp_path):
     suite.write_text("natural:\n  languages: [English]\n  splits: [easy, hard]\n")
     bench = tiny_bench(n_images=3, per_image=1, size=(64, 64), wild=6)
     pixel = run_shift(bench, suite, tmp_path / "pixel").extra["splits"]["bench_wild"]
+    # images only: the text encoder is never loaded (an absent one does not matter)
     m = run_shift(bench, suite, tmp_path / "clip", split_embedder="paper",
-                  split_options={"vision_encoder": "mini-clip", "text_encoder": "mini-xlmr"})
+                  split_options={"vision_encoder": "mini-clip", "text_encoder": str(tmp_path / "absent-xlmr")})
     split = m.extra["splits"]["bench_wild"]
     assert split["embedder"].startswith("paper:") and pixel["embedder"].startswith("pixel")
     assert split["distance"] != pixel["distance"]

@@ -29,14 +29,14 @@ DEFAULT_EMBEDDER = "pixel (16x16 thumbnail + 8-bin RGB histogram)"
 
 def split_embedder(name: str | None, **options):
     """The embedder called `name`: `pixel` (None, the built-in proxy) or a score-stage
-    embedder (`paper`, `offline`) built with `options` (vision_encoder, text_encoder, ...)."""
+    embedder (`paper`, `offline`) built with `options` (vision_encoder, ...), for images only."""
     if name in (None, PIXEL):
         return None
     from emidbench.score.embedders import EMBEDDERS, make_embedder
 
     if name not in EMBEDDERS:
         raise UserError(f"unknown split embedder {name!r} (known: {', '.join([PIXEL, *sorted(EMBEDDERS)])})")
-    return make_embedder(name, **options)
+    return make_embedder(name, **options, images_only=True)  # the split embeds images only
 
 
 def pixel_embedder(images: list[bytes]) -> np.ndarray:

@@ -109,12 +109,7 @@ class _ImageIndex:
     def stored(self, job: ImageJob) -> str | None:
         """The job's image, if it was made before and the file is intact (its name is its hash)."""
         name = self.done.get(job.key)
-        if name is None:
-            return None
-        path = self.run.images / name
-        if path.is_file() and content_hash(path.read_bytes()) == name.split(".")[0]:
-            return name
-        return None
+        return name if name is not None and self.run.image_intact(name) else None
 
     def add(self, jobs: list[ImageJob], names: list[str]) -> None:
         if self._out is None:
@@ -544,11 +539,22 @@ class _Progress:
         except UserError:
             data = {}  # damaged bookkeeping: redo everything rather than trust it
         self.data = data if isinstance(data, dict) else {}
+        self.intact: dict[str, bool] = {}  # image name -> intact, each checked once per run
 
     def is_done(self, name: str, fp: str, run: RunDir) -> bool:
+        """Its inputs are unchanged, its file is the one written, and so are its images (a
+        lost or damaged image makes the scenario, and that image, be made again)."""
         rec = self.data.get(name) or {}
         path = run.scenario_path(name)
-        return rec.get("fingerprint") == fp and path.is_file() and content_hash(path.read_bytes()) == rec.get("file")
+        if not (rec.get("fingerprint") == fp and path.is_file() and content_hash(path.read_bytes()) == rec.get("file")):
+            return False
+        for _, r in iter_jsonl(path):
+            image = str(r.get("image"))
+            if image not in self.intact:
+                self.intact[image] = run.image_intact(image)
+            if not self.intact[image]:
+                return False
+        return True
 
     def passed(self, name: str) -> list:
         return (self.data.get(name) or {}).get("passed_through", [])

@@ -42,7 +42,10 @@ class PaperEmbedder:
     name = "paper"
 
     def __init__(self, vision_encoder: str | None = None, text_encoder: str | None = None,
-                 batch_size: int = 32, text_batch_size: int = 64, device: str = "auto", **_):
+                 batch_size: int = 32, text_batch_size: int = 64, device: str = "auto", images_only: bool = False,
+                 **_):
+        """images_only: load the vision encoder alone (the shift stage's easy/hard split
+        embeds images only; it should not need, or download, an XLM-R)."""
         from transformers import AutoConfig
 
         from emidbench.eval.backends.hf import load_pretrained, resolve_model
@@ -50,26 +53,29 @@ class PaperEmbedder:
         self.vision_id = vision_encoder or VISION
         self.text_id = text_encoder or TEXT
         # bundled names (mini-clip, mini-xlmr) -> their folders; the names stay in the records
-        self._vision_src, self._text_src = resolve_model(self.vision_id), resolve_model(self.text_id)
+        self.images_only = images_only
+        self._vision_src = resolve_model(self.vision_id)
+        self._text_src = None if images_only else resolve_model(self.text_id)
         self.device_option = device
         self.batch_size = batch_size
         self.text_batch_size = text_batch_size
         self._loaded = False
         with _quiet():
             vcfg = load_pretrained(AutoConfig, self._vision_src, "a CLIP checkpoint")
-            tcfg = load_pretrained(AutoConfig, self._text_src, "an XLM-R checkpoint")
+            tcfg = None if images_only else load_pretrained(AutoConfig, self._text_src, "an XLM-R checkpoint")
         if vcfg.model_type not in ("clip", "clip_vision_model"):
             raise UserError(f"--vision-encoder {self.vision_id} is a {vcfg.model_type!r} checkpoint; the paper "
                             "embedder needs a CLIP one (CLIPModel or CLIPVisionModel)")
         self.dim = int(vcfg.vision_config.hidden_size if vcfg.model_type == "clip" else vcfg.hidden_size)
-        text_dim = int(getattr(tcfg, "hidden_size", 0) or 0)
+        text_dim = self.dim if images_only else int(getattr(tcfg, "hidden_size", 0) or 0)
         if self.dim != text_dim:
             raise UserError(f"the vision encoder gives {self.dim}-d and the text encoder {text_dim}-d vectors; "
                             "EMI needs images and texts in one space of one width")
-        folders = [_local_folder(self._vision_src), _local_folder(self._text_src)]
+        sources = [self._vision_src] + ([] if images_only else [self._text_src])
+        folders = [_local_folder(s) for s in sources]
         if None in folders:  # a hub id not in the local cache yet: loading downloads it
             self._load()
-            folders = [_local_folder(self._vision_src), _local_folder(self._text_src)]
+            folders = [_local_folder(s) for s in sources]
         from emidbench.eval.backends.hf import weights_fingerprint
 
         parts = [POOLING_VERSION] + [weights_fingerprint(f) if f else "unresolved" for f in folders]
@@ -79,7 +85,7 @@ class PaperEmbedder:
         if self._loaded:
             return
         import torch
-        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer, CLIPVisionModel
+        from transformers import AutoImageProcessor, CLIPVisionModel
 
         from emidbench.eval.backends.hf import load_pretrained, pick_device
 
@@ -89,6 +95,18 @@ class PaperEmbedder:
             vision, info = load_pretrained(CLIPVisionModel, self._vision_src, "a CLIP vision model",
                                            dtype=torch.float32, output_loading_info=True)
             _check_loaded(self.vision_id, info, "")
+        self.vision = vision.to(self.device).eval()
+        if not self.images_only:
+            self._load_text()
+        self._loaded = True
+
+    def _load_text(self) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        from emidbench.eval.backends.hf import load_pretrained
+
+        with _quiet():
             self.tokenizer = load_pretrained(AutoTokenizer, self._text_src, "an XLM-R tokenizer")
             text_model, info = load_pretrained(AutoModel, self._text_src, "an XLM-R model", dtype=torch.float32,
                                                output_loading_info=True)
@@ -97,7 +115,6 @@ class PaperEmbedder:
             raise UserError(f"--text-encoder {self.text_id} ({type(text_model).__name__}) has no embedding module "
                             "to read hidden_states[0] from; use an XLM-R compatible checkpoint")
         self.tokenizer.padding_side = "right"  # the BOS is then token 0 of every row
-        self.vision = vision.to(self.device).eval()
         self.text_embeddings = text_model.embeddings.to(self.device).eval()
         max_pos = getattr(text_model.config, "max_position_embeddings", None)
         del text_model  # the 12 layers are never run
@@ -105,10 +122,10 @@ class PaperEmbedder:
         offset = getattr(self.text_embeddings, "padding_idx", None)
         usable = max_pos - (offset + 1 if offset is not None else 0) if max_pos else MAX_TOKENS
         self.max_tokens = min(MAX_TOKENS, usable)
-        self._loaded = True
 
     def describe(self) -> dict:
-        return {"vision_encoder": self.vision_id, "text_encoder": self.text_id, "dim": self.dim,
+        return {"vision_encoder": self.vision_id, "text_encoder": None if self.images_only else self.text_id,
+                "dim": self.dim,
                 "pooling": POOLING_VERSION}
 
     def embed_images(self, images: list[bytes]) -> np.ndarray:
@@ -130,6 +147,8 @@ class PaperEmbedder:
         return np.concatenate(out)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
+        if self.images_only:
+            raise ValueError("this paper embedder was built with images_only=True")
         self._load()
         import torch
         import torch.nn.functional as F
