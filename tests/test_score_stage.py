@@ -263,3 +263,31 @@ def test_a_scenario_without_answers_gets_an_empty_row(tmp_path):
     rows = {r["scenario"]: r for r in read_metrics(run_score(run, "m"))}
     assert rows["bench_typo"]["n"] == "0" and rows["bench_typo"]["n_missing"] == "6"
     assert rows["bench_typo"]["emi"] == "" and rows["bench_blur"]["emi"] != ""
+
+
+def test_answers_made_with_different_settings_are_named_and_recorded(tmp_path):
+    run = make_run(tmp_path / "run", n_images=2)
+    rd = RunDir(run)
+    for name in ("bench", "bench_blur", "bench_typo"):  # as `emidbench eval` records them
+        path = rd.responses_path("m", name)
+        recs = [json.loads(line) for line in path.read_text().splitlines()]
+        tokens = 32 if name == "bench_typo" else 48
+        for r in recs:
+            r["metadata"].update({"max_new_tokens": tokens, "temperature": 0.0, "system_prompt": None})
+        path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    console, buf = quiet()
+    run_score(run, "m", console=console)
+    out = " ".join(buf.getvalue().split())
+    assert ("warning: m's answers were generated with different settings (max_new_tokens=48, temperature=0.0, "
+            "system_prompt=None in 2 scenario(s), e.g. bench; max_new_tokens=32, temperature=0.0, "
+            "system_prompt=None in 1 scenario(s), e.g. bench_typo)") in out, out
+    record = json.loads((rd.scores_dir("m") / "score.json").read_text())
+    assert [(g["settings"].split(",")[0], g["scenarios"]) for g in record["generation"]] == \
+           [("max_new_tokens=48", ["bench", "bench_blur"]), ("max_new_tokens=32", ["bench_typo"])]
+    # one setting: no warning
+    typo = rd.responses_path("m", "bench_typo")
+    typo.write_text(typo.read_text().replace('"max_new_tokens": 32', '"max_new_tokens": 48'))
+    console, buf = quiet()
+    run_score(run, "m", console=console)
+    assert "warning" not in buf.getvalue()
+    assert len(json.loads((rd.scores_dir("m") / "score.json").read_text())["generation"]) == 1

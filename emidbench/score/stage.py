@@ -75,7 +75,7 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
                         "run `emidbench eval` first")
     club = _load_estimator(estimator) if estimator != "fit" else None  # a bad path fails before any work
 
-    items, counts = _aligned_items(rd, manifest, model)
+    items, counts, generation = _aligned_items(rd, manifest, model)
     if not items[id_name]:
         raise UserError(f"the ID scenario {id_name} has no answered question for model {model}; nothing to "
                         "measure EMID against")
@@ -84,6 +84,10 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
     if missing or failed:
         say(f"score {model}: left out {missing} questions without an answer and {failed} failed generations "
             "(per scenario: n_missing, n_failed in metrics.csv)")
+    if len(generation) > 1:  # EMID would compare answers made under different settings
+        kinds = "; ".join(f"{s} in {len(scs)} scenario(s), e.g. {scs[0]}" for s, scs in generation.items())
+        say(f"warning: {model}'s answers were generated with different settings ({kinds}); EMID compares "
+            "them as if not — rerun `emidbench eval` on every scenario with one setting")
 
     the_judge, rules = None, None
     if judge:  # built before the embedding work, so a bad spec or model fails at once
@@ -156,6 +160,7 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
         "estimator": est_info,
         "judge": judge_info,
         "settings": {"bootstrap": bootstrap, "seed": seed, "entropy_scaler": entropy_scaler},
+        "generation": [{"settings": s, "scenarios": scs} for s, scs in generation.items()],
         "counts": {"scenarios": len(manifest.scenarios), "scored_scenarios": len(sets),
                    "items": sum(len(v) for v in items.values()), "missing": missing, "failed": failed},
     })
@@ -164,10 +169,19 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
 
 # --------------------------------------------------------------------------- items
 
-def _aligned_items(rd: RunDir, manifest, model: str) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+GENERATION_KEYS = ("max_new_tokens", "temperature", "system_prompt")
+
+
+def _generation(rec: dict) -> str:
+    """An answer's generation settings as recorded by `emidbench eval` ("" if none: imported)."""
+    meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
+    return ", ".join(f"{k}={meta[k]!r}" for k in GENERATION_KEYS if k in meta)
+
+
+def _aligned_items(rd: RunDir, manifest, model: str) -> tuple[dict[str, list[dict]], dict[str, dict], dict]:
     """Per scenario, its questions that have a usable answer (question order, each with
-    `answer`), and the counts of those left out."""
-    items, counts = {}, {}
+    `answer`), and the counts of those left out; and {generation settings: scenarios}."""
+    items, counts, generation = {}, {}, {}
     for s in manifest.scenarios:
         questions = rd.read_scenario(s.name)
         path = rd.responses_path(model, s.name)
@@ -186,6 +200,9 @@ def _aligned_items(rd: RunDir, manifest, model: str) -> tuple[dict[str, list[dic
                     raise UserError(f"{path}:{line}: answer {rec['question_id']!r} has no text")
                 answers[qid] = rec["text"]
                 failed.discard(qid)
+                scenarios = generation.setdefault(_generation(rec), [])
+                if not scenarios or scenarios[-1] != s.name:
+                    scenarios.append(s.name)
         its = []
         n_failed = 0
         for q in questions:
@@ -199,7 +216,9 @@ def _aligned_items(rd: RunDir, manifest, model: str) -> tuple[dict[str, list[dic
                 n_failed += 1
         items[s.name] = its
         counts[s.name] = {"n_missing": len(questions) - len(its) - n_failed, "n_failed": n_failed}
-    return items, counts
+    if len(generation) > 1:
+        generation.pop("", None)  # imported answers record no settings: not a second setting
+    return items, counts, generation
 
 
 def _embed(rd: RunDir, manifest, items: dict, cache, say) -> dict:
