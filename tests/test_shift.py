@@ -248,6 +248,22 @@ def test_dry_run_writes_nothing(tmp_path):
     assert m.scenarios == [] and not (tmp_path / "r").exists()
 
 
+def test_dry_run_shows_the_plan_a_run_would_make(tmp_path, capsys):
+    """Languages nothing can provide (here a typo) are left out of the table with the run's
+    note; a bad split-embedder name fails already."""
+    from rich.console import Console
+
+    suite = tmp_path / "nat.yaml"
+    suite.write_text("natural:\n  languages: [English, German, Germn]\n")
+    run_shift(tiny_bench(), suite, tmp_path / "r", dry_run=True, console=Console(file=None, width=200))
+    out = capsys.readouterr().out
+    assert "note: languages skipped" in out and "Germn" in out.split("note:")[1].splitlines()[0]
+    assert "bench_German" in out and "bench_Germn" not in out
+    with pytest.raises(UserError, match="unknown split embedder 'pixle'"):
+        run_shift(tiny_bench(), suite, tmp_path / "r", dry_run=True, split_embedder="pixle")
+    assert not (tmp_path / "r").exists()
+
+
 def test_missing_wordnet_stops_the_run_and_the_rerun_reuses_its_images(tmp_path, monkeypatch):
     """WordNet is loaded on a helper thread beside the image work; its absence must still
     end the run with the one clear error, and what was stored must be reused later."""

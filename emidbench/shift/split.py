@@ -30,13 +30,22 @@ DEFAULT_EMBEDDER = "pixel (16x16 thumbnail + 8-bin RGB histogram)"
 def split_embedder(name: str | None, **options):
     """The embedder called `name`: `pixel` (None, the built-in proxy) or a score-stage
     embedder (`paper`, `offline`) built with `options` (vision_encoder, ...), for images only."""
-    if name in (None, PIXEL):
+    if check_split_embedder(name) == PIXEL:
         return None
-    from emidbench.score.embedders import EMBEDDERS, make_embedder
+    from emidbench.score.embedders import make_embedder
+
+    return make_embedder(name, **options, images_only=True)  # the split embeds images only
+
+
+def check_split_embedder(name: str | None) -> str:
+    """The name, if it is one (None = pixel); else one clear error. Loads nothing."""
+    if name in (None, PIXEL):
+        return PIXEL
+    from emidbench.score.embedders import EMBEDDERS
 
     if name not in EMBEDDERS:
         raise UserError(f"unknown split embedder {name!r} (known: {', '.join([PIXEL, *sorted(EMBEDDERS)])})")
-    return make_embedder(name, **options, images_only=True)  # the split embeds images only
+    return name
 
 
 def pixel_embedder(images: list[bytes]) -> np.ndarray:

@@ -243,13 +243,20 @@ def run_shift(
         else:
             print(msg, file=sys.stderr)
 
-    if dry_run:
-        print_plan(plans, bench, suite_obj, console)
-        return Manifest(suite_obj.name, bench.name, seed, bench.name, [])
-
     if any(s.splits for s in suite_obj.flatten()) and not bench.domains:
         notes.append(f"natural domain splits skipped: benchmark {bench.name} has no second visual domain "
                      "(attach one with --domain NAME=SPEC)")
+    if isinstance(split_embedder, str):
+        from emidbench.shift.split import check_split_embedder
+
+        check_split_embedder(split_embedder)
+    if dry_run:  # the plan as a run would make it: languages nothing can provide are left out (noted)
+        plans = _translatable(plans, samples_of, parse_translator(translator), notes)[0]
+        for n in notes:
+            say(f"note: {n}")
+        print_plan(plans, bench, suite_obj, console)
+        return Manifest(suite_obj.name, bench.name, seed, bench.name, [])
+
     _check_image_sizes(plans, samples_of)
     if split_embedder is None or isinstance(split_embedder, str):
         from emidbench.shift.split import split_embedder as named_embedder
@@ -422,21 +429,17 @@ class _Questions:
         return texts, passed
 
 
-def _languages(plans, samples_of, translator, run: RunDir, notes: list):
-    """Drop the languages nothing can provide (noted); machine-translate what the benchmark
-    lacks. -> (plans, {(language, English text): translation}, {language: provenance},
-    the updated translation cache or None)."""
+def _translatable(plans, samples_of, models: dict, notes: list):
+    """Drop the scenarios of languages that neither the benchmark nor a --translator model
+    provides (noted). -> (plans, {language: English texts to machine-translate},
+    {language: "benchmark"} for the languages the benchmark translates fully)."""
     langs = sorted({p.language for p in plans if p.language != ENGLISH})
     need: dict[str, list[str]] = {}
-    partly: set = set()  # languages the benchmark translates for some questions only
     for lang in langs:
         samples = [s for d in sorted({p.domain for p in plans if p.language == lang}, key=str) for s in samples_of[d]]
         texts = {s.text for s in samples if not s.translations.get(lang)}
         if texts:
             need[lang] = sorted(texts)
-            if any(s.translations.get(lang) for s in samples):
-                partly.add(lang)
-    models = parse_translator(translator)
     provenance = {lang: "benchmark" for lang in langs if lang not in need}
     skipped = [lang for lang in need if not models or (None not in models and lang not in models)]
     if skipped:
@@ -446,10 +449,21 @@ def _languages(plans, samples_of, translator, run: RunDir, notes: list):
         plans = [p for p in plans if p.language not in skipped]
     for lang in [m for m in models if m is not None and m not in langs]:
         notes.append(f"--translator model for {lang} unused: the suite has no {lang} scenarios")
+    return plans, {lang: texts for lang, texts in need.items() if lang not in skipped}, provenance
+
+
+def _languages(plans, samples_of, translator, run: RunDir, notes: list):
+    """Drop the languages nothing can provide (noted); machine-translate what the benchmark
+    lacks. -> (plans, {(language, English text): translation}, {language: provenance},
+    the updated translation cache or None)."""
+    models = parse_translator(translator)
+    plans, wanted, provenance = _translatable(plans, samples_of, models, notes)
     machine: dict[tuple, str] = {}
-    wanted = {lang: texts for lang, texts in need.items() if lang not in skipped}
     if not wanted:
         return plans, machine, provenance, None
+    # languages the benchmark translates for some of their questions only
+    partly = {lang for lang in wanted for p in plans if p.language == lang
+              for s in samples_of[p.domain] if s.translations.get(lang)}
     cache = _load_translations(run)
     changed = False
     by_model: dict[str, list[str]] = {}
