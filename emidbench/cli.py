@@ -136,7 +136,7 @@ def score(
     judge_base_url: Optional[str] = typer.Option(None, help="openai judge: the server's base URL."),
     judge_api_key_env: str = typer.Option("OPENAI_API_KEY", help="openai judge: environment variable holding the key."),
     concurrency: int = typer.Option(4, help="openai judge: requests in flight."),
-    judge_rules: Optional[Path] = typer.Option(None, help="Judge prompts in LLaVA's rule.json format (default: the built-in LLaVA-Bench rules)."),
+    judge_rules: Optional[Path] = typer.Option(None, help="Judge prompts in LLaVA's rule.json format, used verbatim (default: a built-in wording of LLaVA-Bench's protocol)."),
     from_embeddings: Optional[Path] = typer.Option(None, help="Score pre-extracted embeddings: DIR with manifest.json and <scenario>.npz (x_v, x_t, y_hat, y)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="With --from-embeddings: where per_shift.csv goes."),
 ):
@@ -146,6 +146,10 @@ def score(
     if from_embeddings is not None:
         if out_dir is None or estimator == "fit":
             raise UserError("--from-embeddings needs --estimator PATH and --out OUT")
+        ignored = [n for n, v in (("RUN", run), ("--model", model), ("--judge", judge)) if v]
+        if ignored:
+            raise UserError(f"--from-embeddings scores DIR's embeddings alone: {', '.join(ignored)} would be "
+                            "ignored; leave them out")
         path = score_from_embeddings(from_embeddings, Path(estimator), out_dir,
                                      entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed)
         out.print(f"wrote {path}")

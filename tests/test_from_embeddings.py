@@ -41,6 +41,12 @@ def test_cli_from_embeddings(tmp_path):
     first = (tmp_path / "out" / "per_shift.csv").read_bytes()
     run_cli("score", "--from-embeddings", tmp_path / "emb", "--estimator", tmp_path / "club.pt", "--out", tmp_path / "out")
     assert (tmp_path / "out" / "per_shift.csv").read_bytes() == first
+    proc = run_cli("score", tmp_path / "run", "--model", "m", "--from-embeddings", tmp_path / "emb",
+                   "--estimator", tmp_path / "club.pt", "--out", tmp_path / "out2")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "emidbench: error: --from-embeddings scores DIR's embeddings alone: RUN, --model would be ignored; "
+        "leave them out"], proc.stderr
+    assert not (tmp_path / "out2").exists()
 
 
 def test_published_estimator_on_768d(tmp_path):
@@ -61,6 +67,7 @@ def test_published_estimator_on_768d(tmp_path):
     ("rows", r"s1.npz: arrays must all be n x d"),
     ("nan", r"s1.npz: array x_t contains NaN"),
     ("manifest", r"manifest.json: expected"),
+    ("unnormalised", r"s1.npz: array x_v row 0 has norm 3; rows must be L2-normalised \(20 of 20 are not\)"),
 ])
 def test_bad_embedding_dirs(tmp_path, breakage, match):
     d = write_dir(tmp_path / "emb")
@@ -74,6 +81,8 @@ def test_bad_embedding_dirs(tmp_path, breakage, match):
         z["y"] = z["y"][:5]
     elif breakage == "nan":
         z["x_t"][0, 0] = np.nan
+    elif breakage == "unnormalised":
+        z["x_v"] = z["x_v"] * 3
     elif breakage == "manifest":
         (d / "manifest.json").write_text("[]")
     np.savez(d / "s1.npz", **z)

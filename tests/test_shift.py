@@ -169,6 +169,7 @@ def test_corruptions_change_images_and_severity_orders_the_change():
     ("synthetic:\n  text:\n    - {name: KeyboardAugg, severities: [1]}\n", "unknown text perturbation 'KeyboardAugg'"),
     ("natural:\n  splits: [medium]\n", "unknown split 'medium'"),
     ("synthetic: [1, 2\n", "not valid YAML"),
+    ("- synthetic: {}\n", "'the suite' must be a mapping \\(key: value\\), not a list$"),
 ])
 def test_bad_suites(tmp_path, text, match):
     path = tmp_path / "mine.yaml"

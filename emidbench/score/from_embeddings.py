@@ -23,6 +23,9 @@ KEYS = ("x_v", "x_t", "y_hat", "y")
 COLUMNS = ["scenario", "n", "emi", "emid", "emid_ub", "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood"]
 
 
+NORM_TOLERANCE = 1e-2  # float16 embeddings normalised before casting are within ~1e-3
+
+
 def load_embedding_dir(d: Path) -> tuple[str, dict[str, EmbeddingSet]]:
     d = Path(d)
     man = read_json(d / "manifest.json")
@@ -50,6 +53,11 @@ def load_embedding_dir(d: Path) -> tuple[str, dict[str, EmbeddingSet]]:
         for k, a in arrs.items():
             if not np.isfinite(a).all():
                 raise UserError(f"{path}: array {k} contains NaN or inf")
+            norms = np.linalg.norm(a.astype(np.float64), axis=1)
+            off = np.flatnonzero(np.abs(norms - 1.0) > NORM_TOLERANCE)
+            if off.size:  # the estimator and the JSDs assume unit rows, as the paper's pipeline makes them
+                raise UserError(f"{path}: array {k} row {off[0]} has norm {norms[off[0]]:.4g}; rows must be "
+                                f"L2-normalised ({off.size} of {len(a)} are not)")
         sets[name] = EmbeddingSet(**arrs)
     return str(man["id"]), sets
 

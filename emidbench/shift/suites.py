@@ -141,6 +141,16 @@ class _Map(dict):
     key_lines: dict
 
 
+def _kind(value) -> str:
+    """What a YAML value is, in the suite writer's words (not our loader's class names)."""
+    if value is None:
+        return "empty"
+    for types, word in ((bool, "true/false"), ((int, float), "a number"), (str, "a string"), (list, "a list")):
+        if isinstance(value, types):
+            return word
+    return type(value).__name__
+
+
 class _List(list):
     line = 0
 
@@ -255,7 +265,7 @@ class _Validator:
         if not isinstance(d, dict):
             what = prefix.rstrip(".") or "the suite"
             raise self.error(parent, parent_key, f"'{what}' must be a mapping (key: value), "
-                                                 f"not {type(d).__name__}")
+                                                 f"not {_kind(d)}")
         for k in d:
             if k not in allowed:
                 near = difflib.get_close_matches(str(k), sorted(allowed), n=1)
