@@ -191,7 +191,9 @@ def run(
 
     cfg = load_run_config(config, overrides={"out": out_dir, "benchmark": benchmark, "suite": suite,
                                              "models": model or None, "limit": limit, "seed": seed})
-    run_pipeline(cfg, console=console, out=out)
+    status = run_pipeline(cfg, console=console, out=out)
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command("import-responses")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import inspect
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -90,6 +91,7 @@ def load_run_config(path: Path | None, overrides: dict | None = None) -> dict:
     if not models:
         raise UserError(f"{where}: no models (set 'models' in the config or pass --model)")
     cfg["out"] = str(cfg["out"])  # relative paths: to where the user runs, like every CLI path
+    check_values(cfg, where)
     return cfg
 
 
@@ -99,6 +101,69 @@ def _check_keys(d: dict, allowed, where: str, prefix: str) -> None:
             near = difflib.get_close_matches(str(k), list(allowed), n=1)
             hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
             raise UserError(f"{where}: unknown key '{prefix}{k}'{hint}")
+
+
+def check_values(cfg: dict, where: str) -> None:
+    """The option values each stage would reject, checked before any stage runs: a typo'd
+    judge must not surface only after hours of shift and eval. Only what is cheap (registry
+    names, numeric ranges); nothing is loaded or written. The checks are the stages' own."""
+    if cfg["shift"].get("dry_run"):  # the plan alone leaves eval nothing to answer
+        raise UserError(f"{where}: shift.dry_run: `emidbench run` runs every stage; to print the scenario "
+                        "table only, use `emidbench shift --dry-run`")
+    for i, m in enumerate(cfg["models"]):
+        _check_model(cfg["eval"], m, where, i)
+    _check_score(cfg["score"], where)
+
+
+def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
+    from emidbench.eval.backends import BACKENDS
+    from emidbench.eval.stage import _check_options, run_eval
+
+    opts = {**defaults, **m}  # as run_pipeline passes them to run_eval
+
+    def key(k: str) -> str:
+        return f"models[{i}].{k}" if k in m else f"eval.{k}"
+
+    if "backend" in opts:
+        _check_name(BACKENDS, opts["backend"], where, key("backend"))
+    _check_each(_check_options, run_eval, opts, where, key)
+
+
+def _check_score(opts: dict, where: str) -> None:
+    from emidbench.score.embedders import EMBEDDERS
+    from emidbench.score.judges import JUDGES
+    from emidbench.score.stage import _check_options, run_score
+
+    _check_each(_check_options, run_score, opts, where, lambda k: f"score.{k}")
+    if "embedder" in opts:
+        _check_name(EMBEDDERS, opts["embedder"], where, "score.embedder")
+    if opts.get("judge"):  # `openai:gpt-4o`: the registry knows the part before the colon (make_judge)
+        _check_name(JUDGES, str(opts["judge"]).partition(":")[0], where, "score.judge")
+
+
+def _check_name(registry, name, where: str, key: str) -> None:
+    """A name the stage will look up in its registry (judge, embedder, backend)."""
+    if name in registry:
+        return
+    near = difflib.get_close_matches(str(name), list(registry), n=1)
+    hint = f"did you mean '{near[0]}'?" if near else f"known: {', '.join(registry)}"
+    raise UserError(f"{where}: {key}: unknown {registry.kind} {name!r} ({hint})")
+
+
+def _check_each(check: Callable, stage: Callable, opts: dict, where: str, key: Callable[[str], str]) -> None:
+    """A stage's option check, run once per option the config sets (the others at the
+    stage's defaults), so the error names the key that is wrong."""
+    defaults = {k: p.default for k, p in inspect.signature(stage).parameters.items()}
+    names = list(inspect.signature(check).parameters)
+    for k in names:
+        if k not in opts:
+            continue
+        try:
+            check(**{n: opts[k] if n == k else defaults[n] for n in names})
+        except UserError as e:
+            raise UserError(f"{where}: {key(k)}: {e}") from None
+        except TypeError:  # `batch_size: eight`: the stage would fail the same way, later
+            raise UserError(f"{where}: {key(k)}: expected a number, not {opts[k]!r}") from None
 
 
 def _fingerprint(obj: Any) -> str:
@@ -145,7 +210,10 @@ def _files_digest(paths) -> str:
     return h.hexdigest()[:16]
 
 
-def run_pipeline(cfg: dict, console=None, out=None) -> dict:
+def run_pipeline(cfg: dict, console=None, out=None) -> int:
+    """Run every stage not already done; returns the exit status `emidbench eval` alone
+    would have had (1: items failed). Failed items do not stop the run: scoring leaves
+    them out and the next run asks them again."""
     from emidbench.benchmarks import load_benchmark
     from emidbench.eval import run_eval
     from emidbench.report import run_report
@@ -162,12 +230,13 @@ def run_pipeline(cfg: dict, console=None, out=None) -> dict:
         say("shift: complete, skipped")
     else:
         bopts = dict(cfg["benchmark_options"])
-        bench = load_benchmark(cfg["benchmark"], seed=cfg["seed"], **bopts)
+        bench = load_benchmark(cfg["benchmark"], **bopts)  # the seed: the shifts only, as `shift --seed`
         run_shift(bench, cfg["suite"], run.root, seed=cfg["seed"], limit=cfg["limit"], console=console,
                   **cfg["shift"])
         progress.mark("shift", shift_fp)
 
     slugs = []
+    exit_code = 0
     for m in cfg["models"]:
         opts = {**cfg["eval"], **m}
         model = opts.pop("model")
@@ -182,10 +251,9 @@ def run_pipeline(cfg: dict, console=None, out=None) -> dict:
             evaluated = True
             if progress.is_done(f"eval:{slug}", eval_fp) and not opts.get("scenarios"):
                 opts = {**opts, "scenarios": ",".join(todo)}  # only what is missing; other files untouched
-            summary = run_eval(run.root, model, console=console, **opts)
-            if getattr(summary, "failed", 0):
-                say(f"eval {slug}: {summary.failed} items failed; they are left out of scoring and retried on the next run")
-            else:
+            summary = run_eval(run.root, model, console=console, **opts)  # its line says what failed
+            exit_code = max(exit_code, summary.exit_code)
+            if not summary.exit_code:  # not marked: the next run asks the failed items again
                 progress.mark(f"eval:{slug}", eval_fp)
         score_fp = _fingerprint([eval_fp, cfg["score"], cfg["seed"],
                                  _files_digest(run.responses_dir(slug).glob("*.jsonl"))])
@@ -195,4 +263,5 @@ def run_pipeline(cfg: dict, console=None, out=None) -> dict:
         else:
             run_score(run.root, slug, seed=cfg["seed"], console=console, **cfg["score"])
             progress.mark(f"score:{slug}", score_fp)
-    return run_report(run.root, models=slugs, console=out or console, **cfg["report"])
+    run_report(run.root, models=slugs, console=out or console, **cfg["report"])
+    return exit_code

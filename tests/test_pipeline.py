@@ -2,7 +2,8 @@
 `mini` benchmark with a 3-set suite written here, the bundled tiny-llava, the offline
 embedder, a fitted CLUB and the offline judge; a rerun that skips every stage and
 changes no file; a rerun after a lost responses file that answers only that scenario
-again and rescores; a config with a typo'd key."""
+again and rescores; failed eval items (exit code 1, one notice); a config with a typo'd
+key or a bad value (one line, exit code 2, before any stage runs)."""
 
 from __future__ import annotations
 
@@ -143,6 +144,44 @@ def test_a_typo_in_the_config_names_the_key(tmp_path, changes, key, hint):
     assert len(err.splitlines()) == 1 and err.startswith("emidbench: error:"), err
     assert str(config) in err and key in err and hint in err, err
     assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_failed_eval_items_make_the_run_exit_1_after_the_report(first_run, tmp_path):
+    """As `emidbench eval` alone: the run goes on to score and report, then exits 1;
+    the eval stage's line is the one notice."""
+    run, config = rerun_copy(first_run, tmp_path)
+    scenario = run / "shifts" / "mini_defocus_blur_3.jsonl"
+    for name in {json.loads(line)["image"] for line in scenario.read_text(encoding="utf-8").splitlines()}:
+        (run / "shifts" / "images" / name).write_bytes(b"not an image")  # used by this scenario only
+    (run / "responses" / MODEL / scenario.name).unlink()  # so eval asks those questions again
+    res = run_cli("run", "--config", config)
+    assert res.returncode == 1, res.stderr[-3000:]
+    lines = stage_lines(res.stderr)
+    assert lines["eval"].startswith(f"eval {MODEL}: 0 answered") and ", 4 failed" in lines["eval"], lines["eval"]
+    assert [line for line in res.stderr.splitlines() if line.startswith("eval")] == [lines["eval"]]
+    assert res.stderr.count("left out of scoring") == 1, res.stderr
+    assert "worst EMID first" in res.stdout  # scored and reported all the same
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"score": {"embedder": "offline", "judge": "ofline"}},
+     "score.judge: unknown judge 'ofline' (did you mean 'offline'?)"),
+    ({"score": {"embedder": "papr"}}, "score.embedder: unknown embedder 'papr' (did you mean 'paper'?)"),
+    ({"models": [{"model": MODEL, "backend": "hff"}]},
+     "models[0].backend: unknown model backend 'hff' (did you mean 'hf'?)"),
+    ({"eval": {"temperature": -1}}, "eval.temperature: --temperature must be 0 (greedy) or more (got -1)"),
+    ({"score": {"embedder": "offline", "bootstrap": -1}},
+     "score.bootstrap: --bootstrap must be 0 (none) or a number of resamples (got -1)"),
+    ({"shift": {"dry_run": True}}, "shift.dry_run: `emidbench run` runs every stage; to print the scenario "
+                                   "table only, use `emidbench shift --dry-run`"),
+])
+def test_a_bad_value_in_the_config_stops_the_run_before_any_stage(tmp_path, changes, message):
+    config = write_config(tmp_path, tmp_path / "run", **changes)
+    res = run_cli("run", "--config", config)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == f"emidbench: error: {config}: {message}"
+    assert res.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["three.yaml", config.name])  # nothing written
 
 
 def test_config_shapes_a_user_may_write(tmp_path):

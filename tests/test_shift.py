@@ -213,7 +213,7 @@ def test_custom_suite_and_non_latin_pass_through(tmp_path):
     assert RunDir(tmp_path / "r").read_scenario("typo_ko")[0]["text"] == LANGS["Korean"]
 
 
-def test_translator_model(tmp_path):
+def test_translator_model(tmp_path, tiny_llava_dir):
     """A tiny locally built seq2seq checkpoint, loaded by path like a hub translator."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import MarianConfig, MarianMTModel, PreTrainedTokenizerFast
@@ -240,8 +240,10 @@ def test_translator_model(tmp_path):
     a = RunDir(tmp_path / "r1").read_scenario("bench_German")
     assert all(r["text"].endswith(" Please answer in English.") for r in a)
     assert a == RunDir(tmp_path / "r2").read_scenario("bench_German")
-    with pytest.raises(UserError, match="cannot load translator"):
+    with pytest.raises(UserError, match=r"model path \S*nope does not exist$"):
         run_shift(bench, suite, tmp_path / "r3", translator=str(tmp_path / "nope"))
+    with pytest.raises(UserError, match=r"is not a seq2seq translation model"):  # a folder of the wrong kind
+        run_shift(bench, suite, tmp_path / "r4", translator=str(tiny_llava_dir))
 
 
 def test_dry_run_writes_nothing(tmp_path):

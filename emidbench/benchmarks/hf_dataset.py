@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from pathlib import Path
 
+from emidbench import hub
 from emidbench.benchmarks.base import Benchmark, Sample
 from emidbench.benchmarks.columns import parse_columns, read_under, rows_to_samples
 from emidbench.errors import UserError
@@ -42,23 +43,28 @@ def load_hf_dataset(
     mapping = parse_columns({**known_cols, **(parse_columns_dict(columns))})
     where = f"{spec}" + (f" [{subset}]" if subset else "")
 
+    known = _known_names()
+    # A hub id: reachable -> as usual; out of reach -> the cached copy or one line at once.
+    cache_only = None if local else hub.prepare(spec, repo_type="dataset", known=known)
     try:
         if local and _is_saved_to_disk(Path(spec)):
             ds = datasets.load_from_disk(spec)
             if isinstance(ds, datasets.DatasetDict):
                 ds = ds[_pick_split(list(ds.keys()), split, where)]
         else:
-            dd = datasets.load_dataset(spec, subset)
+            dd = _load_cached(spec, subset) if cache_only else datasets.load_dataset(spec, subset)
             ds = dd[_pick_split(list(dd.keys()), split, where)]
     except UserError:
         raise
     except Exception as e:  # datasets raises many types for "not there"
         if local:
             raise UserError(f"{where}: cannot load as a dataset ({type(e).__name__}: {_first_line(e)})") from None
-        raise UserError(
-            f"cannot reach the Hugging Face hub for {spec} ({type(e).__name__}); pass a local path "
-            "(a save_to_disk folder or a downloaded copy), or set HF_HUB_OFFLINE=1 with the dataset in your cache"
-        ) from None
+        if cache_only:
+            raise hub.not_reachable(spec, repo_type="dataset", known=known, why=cache_only) from None
+        if isinstance(e, datasets.exceptions.DatasetNotFoundError):
+            raise UserError(f"{spec} is neither a local path nor a dataset on the Hugging Face hub"
+                            f"{hub.did_you_mean(spec, known)} ({_first_line(e)})") from None
+        raise hub.not_reachable(spec, repo_type="dataset", known=known) from None
 
     if mapping["image"] in ds.column_names and isinstance(ds.features[mapping["image"]], datasets.Image):
         ds = ds.cast_column(mapping["image"], datasets.Image(decode=False))
@@ -75,6 +81,30 @@ def load_hf_dataset(
         samples = join_metadata(samples, join)
     bench_name = name or subset or default_name or Path(str(spec)).name.replace("-", "_")
     return Benchmark(name=bench_name, samples=samples, source=where).validate()
+
+
+def _known_names() -> set:
+    """What a mistyped dataset id is matched against: the registered benchmark names and the
+    hub ids with a built-in column mapping."""
+    from emidbench.benchmarks import BENCHMARKS
+
+    return set(BENCHMARKS) | set(KNOWN)
+
+
+def _load_cached(spec: str, subset: str | None):
+    """`spec` from the local caches without the network: `datasets`' own cache (a set loaded
+    once before), else the snapshot in the hub cache (`hf download --repo-type dataset`)."""
+    import datasets
+
+    try:
+        with hub.offline(datasets_too=True):
+            return datasets.load_dataset(spec, subset)
+    except Exception:
+        snapshot = hub.cached_snapshot(spec, "dataset")
+        if snapshot is None:
+            raise
+    with hub.offline(datasets_too=True):
+        return datasets.load_dataset(str(snapshot), subset)
 
 
 def _known_by_name(name: str | None):

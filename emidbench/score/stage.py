@@ -58,12 +58,7 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
     from emidbench.score.embedders.cache import EmbeddingCache
 
     say = (lambda m: console.print(m, highlight=False, soft_wrap=True)) if console else (lambda m: None)
-    if bootstrap < 0:
-        raise UserError(f"--bootstrap must be 0 (none) or a number of resamples (got {bootstrap})")
-    if concurrency < 1:
-        raise UserError(f"--concurrency must be at least 1 (got {concurrency})")
-    if entropy_scaler is not None and not (math.isfinite(entropy_scaler) and entropy_scaler > 0):
-        raise UserError(f"--entropy-scaler must be a positive number (got {entropy_scaler})")
+    _check_options(bootstrap, concurrency, entropy_scaler)
 
     rd = RunDir(run)
     manifest = rd.read_manifest()
@@ -165,6 +160,16 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
                    "items": sum(len(v) for v in items.values()), "missing": missing, "failed": failed},
     })
     return path
+
+
+def _check_options(bootstrap, concurrency, entropy_scaler) -> None:
+    """The numeric options' ranges (also checked by `emidbench run` before any stage)."""
+    if bootstrap < 0:
+        raise UserError(f"--bootstrap must be 0 (none) or a number of resamples (got {bootstrap})")
+    if concurrency < 1:
+        raise UserError(f"--concurrency must be at least 1 (got {concurrency})")
+    if entropy_scaler is not None and not (math.isfinite(entropy_scaler) and entropy_scaler > 0):
+        raise UserError(f"--entropy-scaler must be a positive number (got {entropy_scaler})")
 
 
 # --------------------------------------------------------------------------- items

@@ -67,13 +67,15 @@ class Translator:
     def __init__(self, model_id: str, batch_size: int = 16, max_new_tokens: int = 256):
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+        from emidbench.eval.backends.hf import load_pretrained
+
+        # as every model: a missing path, the hub out of reach, the wrong kind -> one line
         try:
-            self.tok = AutoTokenizer.from_pretrained(model_id)
-            self.model = AutoModelForSeq2SeqLM.from_pretrained(model_id).eval()
-        except (OSError, ValueError, KeyError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-            raise UserError(f"cannot load translator {model_id!r} ({first}); offline, pass a local path "
-                            "to a seq2seq translation checkpoint") from None
+            self.tok = load_pretrained(AutoTokenizer, model_id, "a translation tokenizer")
+            self.model = load_pretrained(AutoModelForSeq2SeqLM, model_id, "a seq2seq translation model").eval()
+        except KeyError as e:
+            raise UserError(f"cannot load translator {model_id!r} ({type(e).__name__}: {e}); pass a seq2seq "
+                            "translation checkpoint") from None
         self.model_id = model_id
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens

@@ -16,6 +16,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from emidbench import hub
 from emidbench.errors import UserError
 from emidbench.eval.backends import BACKENDS, Request, Result
 
@@ -69,15 +70,6 @@ def _first_line(e: BaseException) -> str:
     return (text[0] if text else type(e).__name__)[:300]
 
 
-def _hub_offline() -> bool:
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except ImportError:
-        return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-
-
 @contextlib.contextmanager
 def _quiet_loading():
     """No tqdm bars from transformers while loading (they would tear the rich progress bar)."""
@@ -94,10 +86,16 @@ def _quiet_loading():
 
 def load_pretrained(loader, model_id: str, what: str, **kwargs):
     """`loader.from_pretrained(model_id)` with one clear line for the ways it fails: a path
-    that does not exist, the hub out of reach (or HF_HUB_OFFLINE set and no cached copy),
-    an unknown or gated repository, a checkpoint of the wrong kind."""
+    that does not exist, the hub out of reach (or HF_HUB_OFFLINE set) and no cached copy,
+    an unknown or gated repository, a checkpoint of the wrong kind. A hub id is first
+    checked by `emidbench.hub.prepare`: out of reach, a cached copy loads without the
+    network and anything else fails at once (no retries)."""
     check_local(model_id)
     local = Path(model_id).expanduser().is_dir()
+    known = bundled_names()
+    cache_only = None if local else hub.prepare(model_id, known=known)
+    if cache_only:
+        kwargs = {**kwargs, "local_files_only": True}
     try:
         with _quiet_loading():
             return loader.from_pretrained(str(Path(model_id).expanduser()) if local else model_id, **kwargs)
@@ -108,22 +106,18 @@ def load_pretrained(loader, model_id: str, what: str, **kwargs):
     except OSError as e:
         if local:
             raise UserError(f"cannot load {what} from {model_id}: {_first_line(e)}") from None
+        if cache_only:  # offline: the cache lacks it (or a file of it)
+            raise hub.not_reachable(model_id, known=known, why=cache_only) from None
         names = {type(c).__name__ for c in _chain(e)}
         if "GatedRepoError" in names:
             raise UserError(f"{model_id} is gated on the Hugging Face hub: accept its terms on the model page "
                             "and log in (`hf auth login`), or pass a local path") from None
         if "RepositoryNotFoundError" in names:
-            raise UserError(f"{model_id} is neither a local folder nor a model on the Hugging Face hub "
-                            "(private? log in with `hf auth login`)") from None
+            raise UserError(f"{model_id} is neither a local folder nor a model on the Hugging Face hub"
+                            f"{hub.did_you_mean(model_id, known)} (private? log in with `hf auth login`)") from None
         if "EntryNotFoundError" in names and "LocalEntryNotFoundError" not in names:
             raise UserError(f"cannot load {what} from {model_id}: {_first_line(e)}") from None
-        if _hub_offline():
-            raise UserError(f"cannot reach the Hugging Face hub for {model_id}: HF_HUB_OFFLINE is set and it is "
-                            "not in the local cache; pass a local path (a folder saved with save_pretrained) "
-                            "or download it where the hub is reachable") from None
-        raise UserError(f"cannot reach the Hugging Face hub for {model_id}; pass a local path (a folder saved "
-                        "with save_pretrained), or set HF_HUB_OFFLINE=1 to use a copy already in your "
-                        "Hugging Face cache") from None
+        raise hub.not_reachable(model_id, known=known) from None
 
 
 def pick_device(device: str) -> str:
