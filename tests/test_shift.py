@@ -170,6 +170,8 @@ def test_corruptions_change_images_and_severity_orders_the_change():
     ("natural:\n  splits: [medium]\n", "unknown split 'medium'"),
     ("synthetic: [1, 2\n", "not valid YAML"),
     ("- synthetic: {}\n", "'the suite' must be a mapping \\(key: value\\), not a list$"),
+    ("description: x\ninclude: [paper-synthtic]\n",
+     "mine.yaml:2: include: unknown suite 'paper-synthtic' \\(did you mean 'paper-synthetic'\\? built in"),
 ])
 def test_bad_suites(tmp_path, text, match):
     path = tmp_path / "mine.yaml"

@@ -129,8 +129,10 @@ def _locate(spec: str | Path, relative_to: Path | None) -> tuple[Path, str]:
         return path, str(spec)
     builtin = suites_dir() / f"{spec}.yaml"
     if not builtin.is_file():
-        known = ", ".join(p.stem for p in sorted(suites_dir().glob("*.yaml")))
-        raise UserError(f"unknown suite {str(spec)!r} (built in: {known}; or pass a .yaml file)")
+        names = [p.stem for p in sorted(suites_dir().glob("*.yaml"))]
+        near = difflib.get_close_matches(str(spec), names, n=1)
+        hint = f"did you mean '{near[0]}'? " if near else ""
+        raise UserError(f"unknown suite {str(spec)!r} ({hint}built in: {', '.join(names)}; or pass a .yaml file)")
     return builtin, f"shifts/{spec}.yaml"
 
 
@@ -214,6 +216,10 @@ def load_suite(spec: str | Path, _seen: tuple = (), _relative_to: Path | None = 
     v.keys(data, TOP_KEYS, "")
     suite = Suite(name=path.stem, path=str(path), description=str(data.get("description") or ""))
     for inc in v.list_of(data, "include", str, ""):
+        try:
+            _locate(inc, path.parent)
+        except UserError as e:  # named where it is included (the file's own errors name the file)
+            raise v.error(data, "include", f"include: {e}") from None
         suite.parts.append(load_suite(inc, _seen + (path.resolve(),), path.parent))
     syn = data.get("synthetic")
     if syn is not None:
