@@ -400,3 +400,19 @@ def test_a_damaged_metrics_table_is_one_line(unjudged):
     _one_line_error(run_cli("report", unjudged.root), f"{metrics}:2", "column n is not a count")
     metrics.write_bytes(b"\xff\xfe" + metrics.read_bytes())  # not UTF-8
     _one_line_error(run_cli("report", unjudged.root), "cannot read the metrics table")
+
+
+def test_a_shift_without_answers_is_not_counted_and_is_named(unjudged, scored):
+    import io
+
+    from rich.console import Console
+
+    rd = unjudged
+    shifted = [s.name for s in rd.read_manifest().scenarios if s.name != ID]
+    rd.responses_path("steady", shifted[0]).unlink()
+    run_score(rd.root, "steady", embedder="offline", estimator=str(estimator(scored)))
+    buf = io.StringIO()
+    run_report(rd.root, console=Console(file=buf, width=80))
+    _, summary = read_csv(rd.root / "report" / "summary.csv")
+    assert summary[0]["n_shifts"] == str(len(shifted) - 1)
+    assert "1 without scores (no answers) at the end" in " ".join(buf.getvalue().split())

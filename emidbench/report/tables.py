@@ -111,7 +111,7 @@ def summary_row(model: str, rows: list[dict], id_name: str) -> dict:
     for metric in ("n", "emi", "rp_score", "win_rate"):
         out[f"id_{metric}"] = id_row.get(metric)
     ood = [r for r in rows if r["scenario"] != id_name]
-    out["n_shifts"] = len(ood)
+    out["n_shifts"] = sum(1 for r in ood if r["emid"] is not None)  # scored ones: a set without answers has none
     for key, groups in GROUPS:
         for g in groups:
             sel = [r for r in ood if r[key] == g]

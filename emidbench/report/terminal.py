@@ -64,10 +64,12 @@ def shift_table(model: str, rows: list[dict], id_name: str, limit: int = LIMIT) 
     has_ci = any(r["emid_lo"] is not None for r in ood)
     n_worst = max(1, min(WORST, len(ood) // 4))
     has_judge = any(r["rp_score"] is not None for r in rows)
+    unscored = sum(1 for r in ood if r["emid"] is None)
     notes = [f"{len(ood) - limit} more shifts in per_shift.csv" if len(ood) > limit else None,
              (f"bold red: the {n_worst} largest EMID (worst shifts)" if n_worst > 1 else
               "bold red: the largest EMID (worst shift)") if ood else None,
-             "no judge was run (RP, win empty)" if not has_judge else None]
+             "no judge was run (RP, win empty)" if not has_judge else None,
+             f"{unscored} without scores (no answers) at the end" if unscored else None]
     t = _table(f"{model} vs ID set {id_name}: worst EMID first",
                "; ".join(n for n in notes if n) or None)
     # The only column that may shrink (numbers never do): cut with an ellipsis, not wrapped.
