@@ -334,8 +334,10 @@ class RunDir:
         return self.root / "report" / model
 
     def models(self) -> list[str]:
+        """Models with at least one answer file (an eval that failed to start leaves only
+        its eval.json)."""
         d = self.root / "responses"
-        return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+        return sorted(p.name for p in d.iterdir() if p.is_dir() and any(p.glob("*.jsonl"))) if d.is_dir() else []
 
     # manifest
     def has_shifts(self) -> bool:

@@ -228,6 +228,10 @@ def test_bad_inputs(tmp_path):
         run_score(run, "m", id_scenario="nope")
     with pytest.raises(UserError, match=r"no answers for model 'other'.*have: m"):
         run_score(run, "other")
+    (RunDir(run).responses_dir("gpt-4o")).mkdir()  # an eval that failed to start: eval.json only
+    (RunDir(run).responses_dir("gpt-4o") / "eval.json").write_text("{}")
+    with pytest.raises(UserError, match=r"no answers for model 'other'.*\(have: m\)"):
+        run_score(run, "other")
     with pytest.raises(UserError, match="no shifted data"):
         run_score(tmp_path / "empty", "m")
     with pytest.raises(UserError, match="--bootstrap"):
