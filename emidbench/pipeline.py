@@ -107,6 +107,10 @@ def check_values(cfg: dict, where: str) -> None:
     """The option values each stage would reject, checked before any stage runs: a typo'd
     judge must not surface only after hours of shift and eval. Only what is cheap (registry
     names, numeric ranges); nothing is loaded or written. The checks are the stages' own."""
+    for key, ok, what in (("limit", lambda v: v is None or (type(v) is int and v >= 1), "a positive integer"),
+                          ("seed", lambda v: type(v) is int, "an integer")):
+        if not ok(cfg[key]):
+            raise UserError(f"{where}: {key}: must be {what}, not {cfg[key]!r}")
     if cfg["shift"].get("dry_run"):  # the plan alone leaves eval nothing to answer
         raise UserError(f"{where}: shift.dry_run: `emidbench run` runs every stage; to print the scenario "
                         "table only, use `emidbench shift --dry-run`")

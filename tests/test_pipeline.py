@@ -174,6 +174,8 @@ def test_failed_eval_items_make_the_run_exit_1_after_the_report(first_run, tmp_p
      "score.bootstrap: --bootstrap must be 0 (none) or a number of resamples (got -1)"),
     ({"shift": {"dry_run": True}}, "shift.dry_run: `emidbench run` runs every stage; to print the scenario "
                                    "table only, use `emidbench shift --dry-run`"),
+    ({"limit": "six"}, "limit: must be a positive integer, not 'six'"),
+    ({"seed": 1.5}, "seed: must be an integer, not 1.5"),
 ])
 def test_a_bad_value_in_the_config_stops_the_run_before_any_stage(tmp_path, changes, message):
     config = write_config(tmp_path, tmp_path / "run", **changes)
