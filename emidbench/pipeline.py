@@ -15,11 +15,10 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from emidbench.errors import UserError
 from emidbench.eval.sharding import is_failed
 from emidbench.rundir import RunDir, atomic_write_json, iter_jsonl, model_slug, read_json
+from emidbench.yamlfile import LineMap, read_yaml
 
 # key -> default; sections are dicts of options passed to the stage functions.
 TOP_KEYS = {
@@ -52,14 +51,9 @@ def load_run_config(path: Path | None, overrides: dict | None = None) -> dict:
         if not path.exists() and (config_dir() / path.name).exists():
             path = config_dir() / path.name
         where = str(path)
-        try:
-            cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise UserError(f"{path}: config file not found") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark else ""
-            raise UserError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        if not path.is_file():
+            raise UserError(f"{path}: config file not found")
+        cfg = read_yaml(path, where) or {}  # with lines: a typo'd key is named at file:line
         if not isinstance(cfg, dict):
             raise UserError(f"{path}: a run config is a YAML mapping")
     for k, v in (overrides or {}).items():
@@ -100,7 +94,8 @@ def _check_keys(d: dict, allowed, where: str, prefix: str) -> None:
         if k not in allowed:
             near = difflib.get_close_matches(str(k), list(allowed), n=1)
             hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
-            raise UserError(f"{where}: unknown key '{prefix}{k}'{hint}")
+            line = d.key_lines.get(k) if isinstance(d, LineMap) else None
+            raise UserError(f"{where}{f':{line}' if line else ''}: unknown key '{prefix}{k}'{hint}")
 
 
 def check_values(cfg: dict, where: str) -> None:

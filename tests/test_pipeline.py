@@ -143,6 +143,9 @@ def test_a_typo_in_the_config_names_the_key(tmp_path, changes, key, hint):
     err = res.stderr.strip()
     assert len(err.splitlines()) == 1 and err.startswith("emidbench: error:"), err
     assert str(config) in err and key in err and hint in err, err
+    typo = key.strip("'").split(".")[-1]
+    line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if text.strip().startswith(typo + ":"))
+    assert err.startswith(f"emidbench: error: {config}:{line}: unknown key"), err  # file:line of the typo
     assert not (tmp_path / "run").exists()  # nothing was started
 
 

@@ -34,10 +34,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from emidbench.errors import UserError
 from emidbench.rundir import ShiftSpec
+from emidbench.yamlfile import LineList, LineMap, kind, read_yaml
 
 TOP_KEYS = {"description", "include", "synthetic", "natural", "scenarios"}
 SYNTHETIC_KEYS = {"grid", "visual", "text"}
@@ -136,72 +135,6 @@ def _locate(spec: str | Path, relative_to: Path | None) -> tuple[Path, str]:
     return builtin, f"shifts/{spec}.yaml"
 
 
-# --------------------------------------------------------------------------- YAML with lines
-
-class _Map(dict):
-    line = 0
-    key_lines: dict
-
-
-def _kind(value) -> str:
-    """What a YAML value is, in the suite writer's words (not our loader's class names)."""
-    if value is None:
-        return "empty"
-    for types, word in ((bool, "true/false"), ((int, float), "a number"), (str, "a string"), (list, "a list")):
-        if isinstance(value, types):
-            return word
-    return type(value).__name__
-
-
-class _List(list):
-    line = 0
-
-
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader whose mappings and lists remember their (1-based) lines."""
-
-
-def _construct_map(loader, node):
-    loader.flatten_mapping(node)
-    out = _Map()
-    out.line = node.start_mark.line + 1
-    out.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in out:
-            raise UserError(f"{loader.where}:{key_node.start_mark.line + 1}: key {key!r} appears twice")
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[key] = key_node.start_mark.line + 1
-    return out
-
-
-def _construct_list(loader, node):
-    out = _List(loader.construct_object(n, deep=True) for n in node.value)
-    out.line = node.start_mark.line + 1
-    return out
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_list)
-
-
-def _read_yaml(path: Path, where: str):
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{where}: cannot read ({e})") from None
-    loader = _LineLoader(text)
-    loader.where = where
-    try:
-        return loader.get_single_data()
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise UserError(f"{where}{f':{mark.line + 1}' if mark else ''}: not valid YAML "
-                        f"({getattr(e, 'problem', None) or e})") from None
-    finally:
-        loader.dispose()
-
-
 # --------------------------------------------------------------------------- loading
 
 def load_suite(spec: str | Path, _seen: tuple = (), _relative_to: Path | None = None) -> Suite:
@@ -209,9 +142,9 @@ def load_suite(spec: str | Path, _seen: tuple = (), _relative_to: Path | None = 
     path, where = _locate(spec, _relative_to)
     if path.resolve() in _seen:
         raise UserError(f"{where}: includes itself (through {' -> '.join(p.stem for p in _seen)})")
-    data = _read_yaml(path, where)
+    data = read_yaml(path, where)
     if data is None:
-        data = _Map()
+        data = LineMap()
     v = _Validator(where)
     v.keys(data, TOP_KEYS, "")
     suite = Suite(name=path.stem, path=str(path), description=str(data.get("description") or ""))
@@ -261,9 +194,9 @@ class _Validator:
 
     def error(self, node, key, message: str) -> UserError:
         line = None
-        if isinstance(node, _Map):
+        if isinstance(node, LineMap):
             line = node.key_lines.get(key, node.line) if key is not None else node.line
-        elif isinstance(node, _List):
+        elif isinstance(node, LineList):
             line = node.line
         return UserError(f"{self.where}{f':{line}' if line else ''}: {message}")
 
@@ -271,7 +204,7 @@ class _Validator:
         if not isinstance(d, dict):
             what = prefix.rstrip(".") or "the suite"
             raise self.error(parent, parent_key, f"'{what}' must be a mapping (key: value), "
-                                                 f"not {_kind(d)}")
+                                                 f"not {kind(d)}")
         for k in d:
             if k not in allowed:
                 near = difflib.get_close_matches(str(k), sorted(allowed), n=1)
