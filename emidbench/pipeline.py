@@ -225,7 +225,7 @@ def run_pipeline(cfg: dict, console=None, out=None) -> int:
 
     shift_fp = _fingerprint([cfg["benchmark"], cfg["benchmark_options"], cfg["suite"], cfg["seed"],
                              cfg["limit"], cfg["shift"]])
-    if progress.is_done("shift", shift_fp) and run.has_shifts():
+    if progress.is_done("shift", shift_fp) and run.shifts_complete():
         say("shift: complete, skipped")
     else:
         bopts = dict(cfg["benchmark_options"])

@@ -343,6 +343,20 @@ class RunDir:
     def has_shifts(self) -> bool:
         return self.manifest_path.is_file()
 
+    def shifts_complete(self) -> bool:
+        """The manifest, every scenario file it lists and every image those name exist (a
+        stat each: cheap enough for every resume; `emidbench shift` also checks contents)."""
+        if not self.has_shifts():
+            return False
+        try:
+            scenarios = self.read_manifest().scenarios
+            names = {str(r.get("image")) for s in scenarios if self.scenario_path(s.name).is_file()
+                     for _, r in iter_jsonl(self.scenario_path(s.name))}
+        except UserError:
+            return False
+        return all(self.scenario_path(s.name).is_file() for s in scenarios) and \
+            all((self.images / n).is_file() for n in names)
+
     def read_manifest(self) -> Manifest:
         if not self.has_shifts():
             raise UserError(f"{self.root}: no shifted data yet ({self.manifest_path} missing); run `emidbench shift` first")

@@ -207,3 +207,15 @@ def test_config_shapes_a_user_may_write(tmp_path):
     (tmp_path / "run" / "pipeline.json").write_text("[]", encoding="utf-8")
     with pytest.raises(UserError, match="not a pipeline record"):
         _Progress(RunDir(tmp_path / "run"))
+
+
+def test_a_lost_image_makes_the_shift_stage_run_again_and_restores_it(first_run, tmp_path):
+    run, config = rerun_copy(first_run, tmp_path)
+    images = sorted((run / "shifts" / "images").iterdir())
+    lost = images[len(images) // 2]
+    data = lost.read_bytes()
+    lost.unlink()
+    res = run_cli("run", "--config", config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert stage_lines(res.stderr)["shift"] != "shift: complete, skipped"
+    assert lost.read_bytes() == data
