@@ -51,7 +51,7 @@ def _pairs(items: Optional[List[str]], what: str) -> dict[str, str]:
 
 @app.command()
 def shift(
-    run: Optional[Path] = typer.Argument(None, help="Run directory to write (RUN/shifts/)."),
+    run: Optional[Path] = typer.Argument(None, metavar="RUN", help="Run directory to write (RUN/shifts/)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Same as RUN."),
     benchmark: str = typer.Option(..., "--benchmark", "-b", help="The ID benchmark: a name from `emidbench list` (mini, llava-bench), a LLaVA-style folder, a .jsonl/.parquet file, a saved `datasets` folder or a hub dataset id."),
     suite: str = typer.Option("paper-61", "--suite", "-s", help="Shift suite: a name from `emidbench list` (paper-61, paper-synthetic, paper-natural, imagenet-c, text-noise) or your own YAML file."),
@@ -88,7 +88,7 @@ def shift(
 
 @app.command("eval")
 def eval_(
-    run: Path = typer.Argument(..., help="Run directory with RUN/shifts/."),
+    run: Path = typer.Argument(..., metavar="RUN", help="Run directory with RUN/shifts/."),
     model: str = typer.Option(..., "--model", "-m", help="Hub id, local path, `tiny-llava` (bundled), or the served model's name (openai backend)."),
     backend: str = typer.Option("hf", help="hf (transformers), openai (any OpenAI-compatible server) or vllm."),
     name: Optional[str] = typer.Option(None, help="Folder name for this model's answers (default: last part of --model)."),
@@ -121,7 +121,7 @@ def eval_(
 
 @app.command()
 def score(
-    run: Optional[Path] = typer.Argument(None, help="Run directory with RUN/shifts/ and RUN/responses/."),
+    run: Optional[Path] = typer.Argument(None, metavar="RUN", help="Run directory with RUN/shifts/ and RUN/responses/."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="The model's name under RUN/responses/."),
     embedder: str = typer.Option("offline", help="paper (CLIP ViT-B/32 + XLM-R embeddings, as published) or offline (no download; a proxy)."),
     vision_encoder: Optional[str] = typer.Option(None, help="paper embedder: CLIP checkpoint (default openai/clip-vit-base-patch32)."),
@@ -167,7 +167,7 @@ def score(
 
 @app.command()
 def report(
-    run: Path = typer.Argument(..., help="Run directory with RUN/scores/."),
+    run: Path = typer.Argument(..., metavar="RUN", help="Run directory with RUN/scores/."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Models to report (repeatable; default: all scored)."),
 ):
     """Per-shift CSV, correlations, plots and a terminal summary (RUN/report/)."""
@@ -198,7 +198,7 @@ def run(
 
 @app.command("import-responses")
 def import_responses(
-    source: Path = typer.Argument(..., help="Folder of released answer files named <scenario>_<model>.jsonl."),
+    source: Path = typer.Argument(..., metavar="SOURCE", help="Folder of released answer files named <scenario>_<model>.jsonl."),
     model: str = typer.Option(..., "--model", "-m", help="The model name in the file names; also the folder under RUN/responses/."),
     out_dir: Path = typer.Option(..., "--out", help="Run directory (with RUN/shifts/) to import into."),
 ):
