@@ -11,9 +11,8 @@ process or --workers: the same benchmark, suite and seed give byte-identical fil
 Workers: with --workers 1 everything runs in this process: the corruptions on the main
 thread, PNG encoding on a helper thread, and the text perturbations' preparation (library
 imports, WordNet lookups: most of their cost) on another. With N > 1, N-1 spawned
-processes corrupt, encode and store images (grouped by source image, decoded once) and
-this process joins in; only image names travel back. The text perturbations are then
-the pool's first task, all of them in one worker process.
+processes also corrupt, encode and store images (grouped by source image, decoded once)
+and this process joins in; only image names travel back.
 
 Images are stored as PNG (lossless) with visual.encode_png, ~3x faster than Pillow's
 fastest setting at the same size: encoding was most of this stage's cost.
