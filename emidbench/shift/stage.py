@@ -160,8 +160,7 @@ class _ImageWork:
         if self.progress is not None:
             self.progress.advance(self.bar, n)
 
-    def start(self, first=None) -> None:
-        """Start the pool (workers > 1); `first(pool)` may give it a task before the images."""
+    def start(self) -> None:
         if not self.tasks:
             return
         if self.console is not None:
@@ -177,8 +176,6 @@ class _ImageWork:
             # spawn: safe on every platform and with threads (torch, rich) in this process
             self.pool = ProcessPoolExecutor(max_workers=min(self.workers - 1, len(self.tasks) - 1),
                                             mp_context=mp.get_context("spawn"))
-            if first is not None:
-                first(self.pool)
             root = str(self.run.root)
             for src, jobs in self.tasks:
                 fut = self.pool.submit(corrupt_and_store, root, self.sources[src],
@@ -311,8 +308,8 @@ def run_shift(
         # imports at once (an import cycle across threads is a deadlock error)
         import imagecorruptions  # noqa: F401
     try:
-        work.start(first=texts.submit)  # with a pool, the text shifts are its first task
-        texts.start()  # else the helper thread's imports and lookups overlap the image work
+        texts.start()  # the helper thread's imports and lookups overlap the image work
+        work.start()
         work.finish(between=texts.make_if_ready)  # a failed helper (no WordNet) stops the work early
         questions = texts.result()
     finally:
@@ -372,9 +369,7 @@ class _Questions:
     lookups: most of their cost) starts on a helper thread (`start`), beside the image
     work. The perturbations draw from the seeded global generators, as the corruptions
     do, so they run on the calling thread: between two image tasks once the helper is
-    done (`make_if_ready`), or at the end (`result`). With a worker pool (`submit`), all
-    of it is the first task of a worker process instead, beside this process's image
-    work (its own interpreter: no lock shared with the corruptions)."""
+    done (`make_if_ready`), or at the end (`result`)."""
 
     def __init__(self, plans: list[ScenarioPlan], selected: dict, seed: int, machine: dict):
         self.plans, self.selected, self.seed = plans, selected, seed
@@ -385,19 +380,8 @@ class _Questions:
         self.done: dict | None = None
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
-        self.future = None
-        # (scenario, text shift, severity, [(question_id, text)]) of each text-shifted scenario
-        self.work = [(p.name, p.text.name, p.text.severity,
-                      [(s.question_id, text) for s, text in zip(selected[p.name], self.inputs[p.name])])
-                     for p in plans if p.text is not None]
-
-    def submit(self, pool) -> None:
-        if self.work:
-            self.future = pool.submit(perturb_scenarios, self.work, self.seed)
 
     def start(self) -> None:
-        if self.future is not None:
-            return
         shifts: dict[tuple, list[str]] = {}
         for p in self.plans:
             if p.text is not None:
@@ -416,7 +400,7 @@ class _Questions:
             self.error = e
 
     def make_if_ready(self) -> None:
-        if self.future is None and self.done is None and not (self.thread is not None and self.thread.is_alive()):
+        if self.done is None and not (self.thread is not None and self.thread.is_alive()):
             self._make()
 
     def result(self) -> dict:
@@ -429,28 +413,20 @@ class _Questions:
     def _make(self) -> None:
         if self.error is not None:
             raise self.error
-        if self.future is not None and not self.future.cancelled():
-            shifted = self.future.result()
-        else:  # no pool, or it was shut down before a worker took the task (it did all images here)
-            shifted = perturb_scenarios(self.work, self.seed)
-        self.done = {p.name: shifted.get(p.name) or (self.inputs[p.name], []) for p in self.plans}
+        self.done = {p.name: self._perturbed(p) for p in self.plans}
 
+    def _perturbed(self, p: ScenarioPlan) -> tuple[list[str], list]:
+        if p.text is None:
+            return self.inputs[p.name], []
+        from emidbench.shift.text import perturb_text
 
-def perturb_scenarios(work: list[tuple], seed: int) -> dict[str, tuple[list[str], list]]:
-    """{scenario: (perturbed texts, question_ids passed through unchanged)} for work items
-    (scenario, text shift, severity, [(question_id, text)]). Module-level: a worker runs it."""
-    from emidbench.shift.text import perturb_text
-
-    out = {}
-    for scenario, name, severity, items in work:
         texts, passed = [], []
-        for qid, text in items:
-            res = perturb_text(text, name, severity, derive_seed(seed, scenario, qid))
-            if res.note:
-                passed.append(qid)
-            texts.append(res.text)
-        out[scenario] = (texts, passed)
-    return out
+        for s, text in zip(self.selected[p.name], self.inputs[p.name]):
+            out = perturb_text(text, p.text.name, p.text.severity, derive_seed(self.seed, p.name, s.question_id))
+            if out.note:
+                passed.append(s.question_id)
+            texts.append(out.text)
+        return texts, passed
 
 
 def _translatable(plans, samples_of, models: dict, notes: list):
