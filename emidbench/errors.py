@@ -5,6 +5,24 @@ message as one line on stderr and exits with code 2. Anything else is a bug and 
 its traceback.
 """
 
+import difflib
+
+
+def closest(name, known) -> str | None:
+    """The one of `known` that `name` is a near miss of (a typo), or None. Exact names are
+    no typo."""
+    known = sorted(set(map(str, known)))
+    if str(name) in known:
+        return None
+    near = difflib.get_close_matches(str(name), known, n=1)
+    return near[0] if near else None
+
+
+def did_you_mean(name, known, prefix: str = "") -> str:
+    """" (did you mean 'x'?)" for a near miss of one of `known` (x shown with `prefix`), or ""."""
+    near = closest(name, known)
+    return f" (did you mean '{prefix}{near}'?)" if near else ""
+
 
 class UserError(Exception):
     exit_code = 2

@@ -17,7 +17,6 @@ Before a library is asked for a hub id, `prepare(repo_id)` decides how:
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import socket
 import threading
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from emidbench.errors import UserError
+from emidbench.errors import UserError, did_you_mean
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 PROBE_TIMEOUT = 3.0  # seconds, name lookup included
@@ -134,15 +133,6 @@ def in_cache(repo_id: str, repo_type: str = "model") -> bool:
     if cached_snapshot(repo_id, repo_type) is not None:
         return True
     return repo_type == "dataset" and _in_datasets_cache(repo_id)
-
-
-def did_you_mean(name: str, known) -> str:
-    """' (did you mean 'x'?)' when `name` is a near miss of one of `known`; '' otherwise."""
-    known = sorted(set(map(str, known)))
-    if not known or name in known:
-        return ""
-    near = difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean '{near[0]}'?)" if near else ""
 
 
 def not_reachable(repo_id: str, *, repo_type: str = "model", known=(), why: str | None = None) -> UserError:

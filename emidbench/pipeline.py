@@ -8,14 +8,13 @@ completion is recorded in RUN/pipeline.json with a fingerprint of what it was ru
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import inspect
 import json
 from pathlib import Path
 from typing import Any, Callable
 
-from emidbench.errors import UserError
+from emidbench.errors import UserError, did_you_mean
 from emidbench.eval.sharding import is_failed
 from emidbench.rundir import RunDir, atomic_write_json, iter_jsonl, model_slug, read_json
 from emidbench.yamlfile import LineMap, read_yaml
@@ -92,10 +91,9 @@ def load_run_config(path: Path | None, overrides: dict | None = None) -> dict:
 def _check_keys(d: dict, allowed, where: str, prefix: str) -> None:
     for k in d:
         if k not in allowed:
-            near = difflib.get_close_matches(str(k), list(allowed), n=1)
-            hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
             line = d.key_lines.get(k) if isinstance(d, LineMap) else None
-            raise UserError(f"{where}{f':{line}' if line else ''}: unknown key '{prefix}{k}'{hint}")
+            raise UserError(f"{where}{f':{line}' if line else ''}: unknown key '{prefix}{k}'"
+                            f"{did_you_mean(k, allowed, prefix)}")
 
 
 def check_values(cfg: dict, where: str) -> None:
@@ -116,7 +114,7 @@ def check_values(cfg: dict, where: str) -> None:
 
 def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
     from emidbench.eval.backends import BACKENDS
-    from emidbench.eval.stage import _check_options, run_eval
+    from emidbench.eval.stage import check_options, run_eval
 
     opts = {**defaults, **m}  # as run_pipeline passes them to run_eval
 
@@ -125,15 +123,15 @@ def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
 
     if "backend" in opts:
         _check_name(BACKENDS, opts["backend"], where, key("backend"))
-    _check_each(_check_options, run_eval, opts, where, key)
+    _check_each(check_options, run_eval, opts, where, key)
 
 
 def _check_score(opts: dict, where: str) -> None:
     from emidbench.score.embedders import EMBEDDERS
     from emidbench.score.judges import JUDGES
-    from emidbench.score.stage import _check_options, run_score
+    from emidbench.score.stage import check_options, run_score
 
-    _check_each(_check_options, run_score, opts, where, lambda k: f"score.{k}")
+    _check_each(check_options, run_score, opts, where, lambda k: f"score.{k}")
     if "embedder" in opts:
         _check_name(EMBEDDERS, opts["embedder"], where, "score.embedder")
     if opts.get("judge"):  # `openai:gpt-4o`: the registry knows the part before the colon (make_judge)
@@ -141,12 +139,12 @@ def _check_score(opts: dict, where: str) -> None:
 
 
 def _check_name(registry, name, where: str, key: str) -> None:
-    """A name the stage will look up in its registry (judge, embedder, backend)."""
-    if name in registry:
-        return
-    near = difflib.get_close_matches(str(name), list(registry), n=1)
-    hint = f"did you mean '{near[0]}'?" if near else f"known: {', '.join(registry)}"
-    raise UserError(f"{where}: {key}: unknown {registry.kind} {name!r} ({hint})")
+    """A name the stage will look up in its registry (judge, embedder, backend): its error,
+    named at the config key."""
+    try:
+        registry.get(name)
+    except UserError as e:
+        raise UserError(f"{where}: {key}: {e}") from None
 
 
 def _check_each(check: Callable, stage: Callable, opts: dict, where: str, key: Callable[[str], str]) -> None:

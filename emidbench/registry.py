@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
-from emidbench.errors import UserError
+from emidbench.errors import UserError, closest
 
 T = TypeVar("T")
 
@@ -34,8 +34,9 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            known = ", ".join(sorted(self._items)) or "none"
-            raise UserError(f"unknown {self.kind} {name!r} (known: {known})") from None
+            near = closest(name, self._items)
+            hint = f"did you mean '{near}'?" if near else f"known: {', '.join(sorted(self._items)) or 'none'}"
+            raise UserError(f"unknown {self.kind} {name!r} ({hint})") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from emidbench import hub
+from emidbench.errors import did_you_mean
 from tests.helpers import REPO
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -146,9 +147,9 @@ def test_probe_of_a_closed_port_and_did_you_mean():
         server.bind(("127.0.0.1", 0))
         server.listen()
         assert hub.reachable(f"http://127.0.0.1:{server.getsockname()[1]}") is True
-    assert hub.did_you_mean("tiny-lava", ["tiny-llava", "mini-clip"]) == " (did you mean 'tiny-llava'?)"
-    assert hub.did_you_mean("tiny-llava", ["tiny-llava"]) == ""
-    assert hub.did_you_mean("someorg/some-vlm", ["tiny-llava", "mini-clip", "mini-xlmr"]) == ""
+    assert did_you_mean("tiny-lava", ["tiny-llava", "mini-clip"]) == " (did you mean 'tiny-llava'?)"
+    assert did_you_mean("tiny-llava", ["tiny-llava"]) == ""
+    assert did_you_mean("someorg/some-vlm", ["tiny-llava", "mini-clip", "mini-xlmr"]) == ""
 
 
 def test_offline_variables_and_proxy_target(monkeypatch):

@@ -10,7 +10,7 @@ from pathlib import Path
 from emidbench import hub
 from emidbench.benchmarks.base import Benchmark, Sample
 from emidbench.benchmarks.columns import parse_columns, read_under, rows_to_samples
-from emidbench.errors import UserError
+from emidbench.errors import UserError, did_you_mean
 
 # Known datasets: our name for the set, and the columns that differ from the defaults.
 KNOWN = {
@@ -63,7 +63,7 @@ def load_hf_dataset(
             raise hub.not_reachable(spec, repo_type="dataset", known=known, why=cache_only) from None
         if isinstance(e, datasets.exceptions.DatasetNotFoundError):
             raise UserError(f"{spec} is neither a local path nor a dataset on the Hugging Face hub"
-                            f"{hub.did_you_mean(spec, known)} ({_first_line(e)})") from None
+                            f"{did_you_mean(spec, known)} ({_first_line(e)})") from None
         raise hub.not_reachable(spec, repo_type="dataset", known=known) from None
 
     if mapping["image"] in ds.column_names and isinstance(ds.features[mapping["image"]], datasets.Image):

@@ -101,7 +101,7 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
     cache_dir: the response cache (default RUN/cache/responses; point several runs at one
     folder to share answers across runs). Returns an EvalSummary; failed items do not
     raise (summary.failed, summary.exit_code). Bad input raises UserError."""
-    _check_options(batch_size, max_new_tokens, temperature, concurrency)
+    check_options(batch_size, max_new_tokens, temperature, concurrency)
     rd = RunDir(run)
     manifest = rd.read_manifest()
     backend_cls = BACKENDS.get(backend)
@@ -174,7 +174,7 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
 
 # --------------------------------------------------------------------------- steps
 
-def _check_options(batch_size, max_new_tokens, temperature, concurrency) -> None:
+def check_options(batch_size, max_new_tokens, temperature, concurrency) -> None:
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1 (got {batch_size})")
     if max_new_tokens < 1:

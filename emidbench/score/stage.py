@@ -58,7 +58,7 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
     from emidbench.score.embedders.cache import EmbeddingCache
 
     say = (lambda m: console.print(m, highlight=False, soft_wrap=True)) if console else (lambda m: None)
-    _check_options(bootstrap, concurrency, entropy_scaler)
+    check_options(bootstrap, concurrency, entropy_scaler)
 
     rd = RunDir(run)
     manifest = rd.read_manifest()
@@ -162,7 +162,7 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
     return path
 
 
-def _check_options(bootstrap, concurrency, entropy_scaler) -> None:
+def check_options(bootstrap, concurrency, entropy_scaler) -> None:
     """The numeric options' ranges (also checked by `emidbench run` before any stage)."""
     if bootstrap < 0:
         raise UserError(f"--bootstrap must be 0 (none) or a number of resamples (got {bootstrap})")

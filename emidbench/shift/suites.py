@@ -29,12 +29,11 @@ Errors name the file and line: `mine.yaml:4: unknown key 'synthetic.visual[1].se
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emidbench.errors import UserError
+from emidbench.errors import UserError, closest, did_you_mean
 from emidbench.rundir import ShiftSpec
 from emidbench.yamlfile import LineList, LineMap, kind, read_yaml
 
@@ -129,8 +128,8 @@ def _locate(spec: str | Path, relative_to: Path | None) -> tuple[Path, str]:
     builtin = suites_dir() / f"{spec}.yaml"
     if not builtin.is_file():
         names = [p.stem for p in sorted(suites_dir().glob("*.yaml"))]
-        near = difflib.get_close_matches(str(spec), names, n=1)
-        hint = f"did you mean '{near[0]}'? " if near else ""
+        near = closest(spec, names)
+        hint = f"did you mean '{near}'? " if near else ""
         raise UserError(f"unknown suite {str(spec)!r} ({hint}built in: {', '.join(names)}; or pass a .yaml file)")
     return builtin, f"shifts/{spec}.yaml"
 
@@ -207,9 +206,7 @@ class _Validator:
                                                  f"not {kind(d)}")
         for k in d:
             if k not in allowed:
-                near = difflib.get_close_matches(str(k), sorted(allowed), n=1)
-                hint = f" (did you mean '{prefix}{near[0]}'?)" if near else \
-                    f" (allowed: {', '.join(sorted(allowed))})"
+                hint = did_you_mean(k, allowed, prefix) or f" (allowed: {', '.join(sorted(allowed))})"
                 raise self.error(d, k, f"unknown key '{prefix}{k}'{hint}")
 
     def list_of(self, d, key: str, kind: type, prefix: str) -> list:

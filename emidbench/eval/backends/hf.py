@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from emidbench import hub
-from emidbench.errors import UserError
+from emidbench.errors import UserError, did_you_mean
 from emidbench.eval.backends import BACKENDS, Request, Result
 
 BIG_FILE = 64 * 2**20  # above this, weights are fingerprinted by sampled blocks, not read whole
@@ -114,7 +114,7 @@ def load_pretrained(loader, model_id: str, what: str, **kwargs):
                             "and log in (`hf auth login`), or pass a local path") from None
         if "RepositoryNotFoundError" in names:
             raise UserError(f"{model_id} is neither a local folder nor a model on the Hugging Face hub"
-                            f"{hub.did_you_mean(model_id, known)} (private? log in with `hf auth login`)") from None
+                            f"{did_you_mean(model_id, known)} (private? log in with `hf auth login`)") from None
         if "EntryNotFoundError" in names and "LocalEntryNotFoundError" not in names:
             raise UserError(f"cannot load {what} from {model_id}: {_first_line(e)}") from None
         raise hub.not_reachable(model_id, known=known) from None
