@@ -346,16 +346,12 @@ class RunDir:
     def shifts_complete(self) -> bool:
         """The manifest, every scenario file it lists and every image those name exist (a
         stat each: cheap enough for every resume; `emidbench shift` also checks contents)."""
-        if not self.has_shifts():
-            return False
         try:
-            scenarios = self.read_manifest().scenarios
-            names = {str(r.get("image")) for s in scenarios if self.scenario_path(s.name).is_file()
-                     for _, r in iter_jsonl(self.scenario_path(s.name))}
-        except UserError:
+            paths = [self.scenario_path(s.name) for s in self.read_manifest().scenarios]
+            return all(p.is_file() and all((self.images / str(r.get("image"))).is_file() for _, r in iter_jsonl(p))
+                       for p in paths)
+        except UserError:  # no manifest, or a damaged file: not complete
             return False
-        return all(self.scenario_path(s.name).is_file() for s in scenarios) and \
-            all((self.images / n).is_file() for n in names)
 
     def read_manifest(self) -> Manifest:
         if not self.has_shifts():

@@ -96,8 +96,9 @@ def _store_png(run: RunDir, arr) -> str:
 class _ImageIndex:
     """RUN/shifts/.images.jsonl: finished image jobs, appended as they finish."""
 
-    def __init__(self, run: RunDir):
+    def __init__(self, run: RunDir, intact=None):
         self.run = run
+        self.intact = intact or run.image_intact  # name -> bool (shared with _Progress: hashed once)
         self.path = run.shifts / IMAGE_INDEX
         self.done: dict[tuple, str] = {}
         if self.path.exists():
@@ -109,7 +110,7 @@ class _ImageIndex:
     def stored(self, job: ImageJob) -> str | None:
         """The job's image, if it was made before and the file is intact (its name is its hash)."""
         name = self.done.get(job.key)
-        return name if name is not None and self.run.image_intact(name) else None
+        return name if name is not None and self.intact(name) else None
 
     def add(self, jobs: list[ImageJob], names: list[str]) -> None:
         if self._out is None:
@@ -284,7 +285,7 @@ def run_shift(
     todo = [p for p in plans if not progress.is_done(p.name, fingerprints[p.name], run)]
 
     # Distinct image jobs of the scenarios still to write, minus those stored by an earlier run.
-    index = _ImageIndex(run)
+    index = _ImageIndex(run, intact=progress.image_intact)
     sources: dict[str, bytes] = {}
     job_of: dict[tuple, ImageJob] = {}
     missing: dict[str, list[ImageJob]] = {}
@@ -547,13 +548,14 @@ class _Progress:
     question_ids its text shift passed through."""
 
     def __init__(self, run: RunDir):
+        self.run = run
         self.path = run.shifts / PROGRESS
         try:
             data = read_json(self.path) if self.path.exists() else {}
         except UserError:
             data = {}  # damaged bookkeeping: redo everything rather than trust it
         self.data = data if isinstance(data, dict) else {}
-        self.intact: dict[str, bool] = {}  # image name -> intact, each checked once per run
+        self._intact: dict[str, bool] = {}
 
     def is_done(self, name: str, fp: str, run: RunDir) -> bool:
         """Its inputs are unchanged, its file is the one written, and so are its images (a
@@ -562,13 +564,13 @@ class _Progress:
         path = run.scenario_path(name)
         if not (rec.get("fingerprint") == fp and path.is_file() and content_hash(path.read_bytes()) == rec.get("file")):
             return False
-        for _, r in iter_jsonl(path):
-            image = str(r.get("image"))
-            if image not in self.intact:
-                self.intact[image] = run.image_intact(image)
-            if not self.intact[image]:
-                return False
-        return True
+        return all(self.image_intact(str(r.get("image"))) for _, r in iter_jsonl(path))
+
+    def image_intact(self, name: str) -> bool:
+        """RunDir.image_intact, each image hashed once per run (scenarios share images)."""
+        if name not in self._intact:
+            self._intact[name] = self.run.image_intact(name)
+        return self._intact[name]
 
     def passed(self, name: str) -> list:
         return (self.data.get(name) or {}).get("passed_through", [])
