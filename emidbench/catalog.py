@@ -10,7 +10,7 @@ REGISTRIES = {
     "corruptions": ("emidbench.shift.visual", "CORRUPTIONS"),
     "text perturbations": ("emidbench.shift.text", "PERTURBATIONS"),
     "model backends": ("emidbench.eval.backends", "BACKENDS"),
-    "embedders": ("emidbench.score.embedders", "EMBEDDERS"),
+    "embedders": ("emidbench.embedders", "EMBEDDERS"),
     "judges": ("emidbench.score.judges", "JUDGES"),
 }
 

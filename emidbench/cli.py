@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 
 app = typer.Typer(
     name="emidbench",

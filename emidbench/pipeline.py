@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from emidbench.errors import UserError, did_you_mean
-from emidbench.eval.sharding import is_failed
-from emidbench.rundir import RunDir, atomic_write_json, iter_jsonl, model_slug, read_json
-from emidbench.yamlfile import LineMap, read_yaml
+from emidbench.common.errors import UserError, did_you_mean
+from emidbench.common.io import atomic_write_json, read_json
+from emidbench.common.yamlfile import LineMap, read_yaml
+from emidbench.rundir import RunDir, model_slug
+from emidbench.rundir.answers import answered
 
 # key -> default; sections are dicts of options passed to the stage functions.
 TOP_KEYS = {
@@ -127,7 +128,7 @@ def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
 
 
 def _check_score(opts: dict, where: str) -> None:
-    from emidbench.score.embedders import EMBEDDERS
+    from emidbench.embedders import EMBEDDERS
     from emidbench.score.judges import JUDGES
     from emidbench.score.stage import check_options, run_score
 
@@ -189,12 +190,8 @@ def _unanswered(run: RunDir, slug: str) -> list[str]:
     RUN/responses/<slug>/: a lost or cut-short responses file is not complete."""
     todo = []
     for s in run.read_manifest().scenarios:
-        path = run.responses_path(slug, s.name)
-        answered = set()
-        if path.is_file():
-            answered = {str(r.get("question_id")) for _, r in iter_jsonl(path, allow_torn_tail=True)
-                        if not is_failed(r)}
-        if any(str(q["question_id"]) not in answered for q in run.read_scenario(s.name)):
+        done = answered(run.responses_path(slug, s.name))
+        if any(str(q["question_id"]) not in done for q in run.read_scenario(s.name)):
             todo.append(s.name)
     return todo
 

@@ -32,7 +32,8 @@ QUESTIONS = ["What color is the circle?", "How many shapes are in the image?", "
 
 
 def build_model(folder: Path) -> Path:
-    from emidbench.assets.tiny_llava import build_model as build, build_processor, build_tokenizer, vocabulary
+    from emidbench.assets.tiny_llava import build_model as build
+    from emidbench.assets.tiny_llava import build_processor, build_tokenizer, vocabulary
 
     tok = build_tokenizer(vocabulary())
     model = build(tok, seed=0)
@@ -46,7 +47,8 @@ def build_run(root: Path, n: int) -> Path:
     import numpy as np
     from PIL import Image
 
-    from emidbench.rundir import Manifest, RunDir, ScenarioEntry
+    from emidbench.rundir import RunDir
+    from emidbench.rundir.manifest import Manifest, ScenarioEntry
 
     rd = RunDir(root)
     rng = np.random.default_rng(0)

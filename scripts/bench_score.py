@@ -141,7 +141,8 @@ def text_shift(text: str, shift: str, rng: random.Random, words: list[str]) -> s
 
 
 def build_run(run: Path, words: list[str], n_images: int = 30, model: str = "bench-model") -> list[str]:
-    from emidbench.rundir import Manifest, RunDir, ScenarioEntry, ShiftSpec
+    from emidbench.rundir import RunDir
+    from emidbench.rundir.manifest import Manifest, ScenarioEntry, ShiftSpec
 
     rd = RunDir(run)
     rng = random.Random(0)
@@ -270,7 +271,8 @@ def main() -> int:
 
     import torch
 
-    from emidbench.rundir import RunDir, read_jsonl
+    from emidbench.common.io import read_jsonl
+    from emidbench.rundir import RunDir
     from emidbench.score import run_score
     from emidbench.score.club import CLUB, save_club
 

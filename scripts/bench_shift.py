@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from photos import photo_jpeg  # noqa: E402
+
 QA90 = REPO.parent / "shared" / "reference" / "llava-bench-coco" / "qa90_questions.jsonl"
 LANGUAGES = {"German": "Was zeigt dieses Bild", "Chinese": "这张图片显示了什么", "Korean": "이 사진은 무엇을 보여줍니까",
              "Greek": "Τι δείχνει αυτή η εικόνα", "Arabic": "ماذا تظهر هذه الصورة", "Hindi": "यह चित्र क्या दिखाता है"}
@@ -84,8 +85,9 @@ def measure(mode: str, workers: int) -> tuple[float, float]:
     out = Path(tempfile.mkdtemp(prefix="bench_shift_"))
     t0, c0 = time.perf_counter(), cpu_seconds()
     if mode == "bare":
-        from imagecorruptions import corrupt
         import numpy as np
+        from imagecorruptions import corrupt
+
         from emidbench.benchmarks.base import decode_image
         from emidbench.shift.suites import plan_scenarios
 
@@ -104,7 +106,7 @@ def measure(mode: str, workers: int) -> tuple[float, float]:
             t0, c0 = time.perf_counter(), cpu_seconds()
         run_shift(bench, suite, out / "run", workers=workers)
     elif mode == "text":
-        from emidbench.shift.seeding import derive_seed
+        from emidbench.common.hashing import derive_seed
         from emidbench.shift.suites import plan_scenarios
         from emidbench.shift.text import perturb_text
 

@@ -39,7 +39,11 @@ sys.path.insert(0, str(REPO))
 
 from emidbench.assets import ASSETS  # noqa: E402
 from emidbench.assets.mini_encoders import (  # noqa: E402
-    build_image_processor, build_text_model, build_tokenizer, build_vision_model, vocabulary,
+    build_image_processor,
+    build_text_model,
+    build_tokenizer,
+    build_vision_model,
+    vocabulary,
 )
 from emidbench.benchmarks import mini  # noqa: E402
 from emidbench.shift.translate import SUFFIX  # noqa: E402

@@ -27,8 +27,14 @@ def build_tiny_llava(path, hidden: int = 32, layers: int = 1, image_size: int = 
     saved with save_pretrained into `path` (loaded back like any hub checkpoint)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
-                              LlavaProcessor, PreTrainedTokenizerFast)
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
 
     try:  # transformers 5 without torchvision: the PIL image processor
         from transformers import CLIPImageProcessorPil as CLIPImageProcessor
@@ -106,7 +112,8 @@ def write_run(root, scenarios: dict, id_scenario: str | None = None):
     """Write RUN/shifts (manifest, scenario files, images) through emidbench.rundir.
 
     scenarios: name -> list of (question_id, image bytes, question text), in question order."""
-    from emidbench.rundir import Manifest, RunDir, ScenarioEntry, ShiftSpec
+    from emidbench.rundir import RunDir
+    from emidbench.rundir.manifest import Manifest, ScenarioEntry, ShiftSpec
 
     rd = RunDir(root)
     entries = []

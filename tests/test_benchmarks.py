@@ -4,8 +4,8 @@ import shutil
 import pytest
 
 from emidbench.benchmarks import load_benchmark
-from emidbench.errors import UserError
-from tests.helpers import make_llava_folder, run_cli, photo_like, reference_dir, write_jsonl
+from emidbench.common.errors import UserError
+from tests.helpers import make_llava_folder, photo_like, reference_dir, run_cli, write_jsonl
 
 
 def test_llava_folder(tmp_path):

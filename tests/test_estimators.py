@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 from emidbench.score.bootstrap import bootstrap_ci
 from emidbench.score.club import CLUB, emi, fit_club, load_club, save_club
 from emidbench.score.metrics import EmbeddingSet, score_scenarios

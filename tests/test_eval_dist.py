@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from emidbench.common.io import read_jsonl
 from emidbench.eval import run_eval
-from emidbench.eval.sharding import Dist, merge_answers, take_shard
-from emidbench.rundir import RunDir, read_jsonl
+from emidbench.eval.sharding import Dist, take_shard
+from emidbench.rundir import RunDir
+from emidbench.rundir.answers import merge_answers
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = ("bench", "bench_defocus_blur_5")

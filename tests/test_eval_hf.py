@@ -5,11 +5,13 @@ import shutil
 
 import pytest
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
+from emidbench.common.hf import weights_fingerprint
+from emidbench.common.io import read_jsonl
 from emidbench.eval import run_eval
 from emidbench.eval.backends import Request
-from emidbench.eval.backends.hf import HFBackend, weights_fingerprint
-from emidbench.rundir import RunDir, read_jsonl
+from emidbench.eval.backends.hf import HFBackend
+from emidbench.rundir import RunDir
 
 SCENARIOS = ("bench", "bench_defocus_blur_5")
 
@@ -149,7 +151,7 @@ def test_processor_without_chat_template_is_refused(tmp_path, small_run, tiny_ll
 
 def test_bundled_name_resolves_to_the_assets_folder(monkeypatch, tiny_llava_dir):
     import emidbench.assets as assets
-    from emidbench.eval.backends.hf import resolve_model
+    from emidbench.common.hf import resolve_model
 
     assert resolve_model("someorg/some-vlm") == "someorg/some-vlm"
     monkeypatch.setattr(assets, "bundled_model_path", lambda name: tiny_llava_dir if name == "tiny-llava" else None)

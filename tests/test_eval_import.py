@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
+from emidbench.common.io import read_jsonl
 from emidbench.eval import import_responses
-from emidbench.rundir import RunDir, read_jsonl
+from emidbench.rundir import RunDir
 
 
 def released(folder, name, rows):
@@ -52,7 +53,7 @@ def test_files_match_the_exact_scenario_and_are_put_in_question_order(tmp_path, 
 
 
 def test_the_id_set_alias_and_string_ids_are_understood(tmp_path, make_run, image_bytes):
-    from emidbench.rundir import Manifest
+    from emidbench.rundir.manifest import Manifest
 
     run = make_run({"bench": [(0, image_bytes(0), "q0"), (1, image_bytes(1), "q1")]})
     rd = RunDir(run)

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from emidbench.errors import UserError
+from emidbench.common.chat import ChatClient
+from emidbench.common.errors import UserError
+from emidbench.common.io import read_jsonl
 from emidbench.eval import run_eval
-from emidbench.eval.backends.openai import ChatClient
-from emidbench.rundir import RunDir, read_jsonl
+from emidbench.rundir import RunDir
 
 KEY = "sk-test-123-very-secret"
 REPO = Path(__file__).resolve().parents[1]

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from emidbench.errors import UserError
+from emidbench.common.cache import EntryCache
+from emidbench.common.errors import UserError
+from emidbench.common.io import read_jsonl
 from emidbench.eval import import_responses, run_eval
 from emidbench.eval.backends.hf import HFBackend
-from emidbench.eval.cache import EntryCache, ResponseCache
-from emidbench.rundir import RunDir, read_jsonl
+from emidbench.eval.cache import ResponseCache
+from emidbench.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = ("bench", "bench_defocus_blur_5")

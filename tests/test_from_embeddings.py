@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 from emidbench.score import score_from_embeddings
 from emidbench.score.club import CLUB, save_club
 from tests.helpers import reference_dir, run_cli

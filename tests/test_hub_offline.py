@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from emidbench import hub
-from emidbench.errors import did_you_mean
+from emidbench.common import hub
+from emidbench.common.errors import did_you_mean
 from tests.helpers import REPO
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -94,7 +94,7 @@ def test_offline_variable_is_honoured_without_probe(small_run, unreachable_env):
 
 
 def test_paper_encoder_typo_gets_did_you_mean(unreachable_env):
-    code = ("import sys\nfrom emidbench.errors import UserError\nfrom emidbench.score.embedders import make_embedder\n"
+    code = ("import sys\nfrom emidbench.common.errors import UserError\nfrom emidbench.embedders import make_embedder\n"
             "try:\n    make_embedder('paper', vision_encoder='mini-clp', text_encoder='mini-xlmr')\n"
             "except UserError as e:\n    print(e, file=sys.stderr); sys.exit(2)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=unreachable_env, capture_output=True,

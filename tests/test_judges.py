@@ -14,15 +14,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from emidbench.errors import UserError
-from emidbench.rundir import RunDir, read_jsonl
-from emidbench.score import JUDGES, run_score
-from emidbench.score.judges import make_judge
-from emidbench.score.judges.protocol import (OWN_VERSION, SYSTEM, JudgePrompt, Rules, aggregate, build_prompt,
-                                             context_kind, parse_scores)
 from helpers import reference_dir
 from test_score_stage import make_run, quiet
+
+from emidbench.common.errors import UserError
+from emidbench.common.io import read_jsonl
+from emidbench.rundir import RunDir
+from emidbench.score import JUDGES, run_score
+from emidbench.score.judges import make_judge
+from emidbench.score.judges.protocol import (
+    OWN_VERSION,
+    SYSTEM,
+    Rules,
+    aggregate,
+    build_prompt,
+    context_kind,
+    parse_scores,
+)
 
 KEY = "sk-judge-test-secret-42"
 

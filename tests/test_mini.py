@@ -28,10 +28,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from emidbench.benchmarks import load_benchmark
-from emidbench.benchmarks import mini
+from emidbench.benchmarks import load_benchmark, mini
 from emidbench.benchmarks.base import decode_image
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 from emidbench.rundir import RunDir
 from tests.helpers import REPO, run_cli
 
@@ -395,7 +394,7 @@ def test_shipped_model_loads_like_a_hub_checkpoint(bench):
     from transformers import AutoModelForImageTextToText, AutoProcessor, LlavaForConditionalGeneration
 
     from emidbench.assets import bundled_model_path
-    from emidbench.eval.backends.hf import resolve_model
+    from emidbench.common.hf import resolve_model
 
     path = bundled_model_path("tiny-llava")
     assert path is not None and path.resolve() == MODEL_DIR

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import run_cli
 
 MODEL = "tiny-llava"
@@ -192,7 +191,7 @@ def test_a_bad_value_in_the_config_stops_the_run_before_any_stage(tmp_path, chan
 def test_config_shapes_a_user_may_write(tmp_path):
     """An empty section and a single model as a string are accepted; a damaged
     RUN/pipeline.json is one clear line, not a traceback."""
-    from emidbench.errors import UserError
+    from emidbench.common.errors import UserError
     from emidbench.pipeline import _Progress, load_run_config
     from emidbench.rundir import RunDir
 

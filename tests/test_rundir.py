@@ -5,9 +5,10 @@ import sys
 
 import pytest
 
-from emidbench.errors import UserError
-from emidbench.rundir import (JsonlAppender, Manifest, RunDir, ScenarioEntry, ShiftSpec, atomic_write_text,
-                              iter_jsonl, model_slug, read_jsonl)
+from emidbench.common.errors import UserError
+from emidbench.common.io import JsonlAppender, atomic_write_text, iter_jsonl, read_jsonl
+from emidbench.rundir import RunDir, model_slug
+from emidbench.rundir.manifest import Manifest, ScenarioEntry, ShiftSpec
 
 
 def _manifest():

@@ -12,14 +12,15 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import photo_like
 from PIL import Image, ImageFilter
 from rich.console import Console
 
-from emidbench.errors import UserError
-from emidbench.rundir import Manifest, RunDir, ScenarioEntry, ShiftSpec
+from emidbench.common.errors import UserError
+from emidbench.rundir import RunDir
+from emidbench.rundir.manifest import Manifest, ScenarioEntry, ShiftSpec
 from emidbench.score import run_score
 from emidbench.score.stage import METRIC_COLUMNS
-from helpers import photo_like
 
 CATS = ("conv", "detail", "complex")
 QUESTIONS = {"conv": "What color is the largest object in the image?",
@@ -137,8 +138,8 @@ def test_score_end_to_end_with_fitted_estimator(tmp_path):
     assert record["judge"] is None
 
     # The numbers are those of the aligned items, computed directly.
+    from emidbench.embedders import make_embedder
     from emidbench.score.club import load_club
-    from emidbench.score.embedders import make_embedder
     from emidbench.score.metrics import EmbeddingSet, score_scenarios
 
     emb, rd = make_embedder("offline"), RunDir(run)
@@ -199,9 +200,9 @@ def test_score_with_a_saved_estimator_and_id_override(tmp_path):
 
 def test_score_with_the_paper_embedder_on_tiny_encoders(tmp_path):
     import torch
+    from test_embedders import build_tiny_clip_vision, build_tiny_xlmr
 
     from emidbench.score.club import CLUB, save_club
-    from test_embedders import build_tiny_clip_vision, build_tiny_xlmr
 
     vision, text = build_tiny_clip_vision(tmp_path / "clip"), build_tiny_xlmr(tmp_path / "xlmr")
     run = make_run(tmp_path / "run", n_images=2)

@@ -3,13 +3,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from emidbench.benchmarks.base import Benchmark, Sample, decode_image
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 from emidbench.rundir import RunDir
-from emidbench.shift import load_suite, plan_scenarios, run_shift
-from emidbench.shift import visual
+from emidbench.shift import load_suite, plan_scenarios, run_shift, visual
 from emidbench.shift.visual import corrupt_image
 from tests.helpers import photo_like
 

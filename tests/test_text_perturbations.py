@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 from emidbench.shift.text import PERTURBATIONS, perturb_text
 from tests.helpers import REPO, reference_dir
 

@@ -16,7 +16,6 @@ XLM-R mostly is too.
 
 from __future__ import annotations
 
-
 DIM = 128
 IMAGE_SIZE = 64
 PATCH = 16

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from emidbench.benchmarks.base import Benchmark, Sample, decode_image, encode_png, image_format
-from emidbench.errors import UserError
-from emidbench.registry import Registry
+from emidbench.common.errors import UserError
+from emidbench.common.registry import Registry
 
 BENCHMARKS: Registry = Registry("benchmark")
 

@@ -8,8 +8,8 @@ from functools import cached_property
 
 from PIL import Image, UnidentifiedImageError
 
-from emidbench.errors import UserError
-from emidbench.rundir import content_hash
+from emidbench.common.errors import UserError
+from emidbench.common.hashing import content_hash
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from emidbench.benchmarks.base import Sample
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 
 # Our field -> the column it comes from. `translations` is a prefix: columns named
 # `question_<Language>` become Sample.translations[<Language>].

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from emidbench.benchmarks.base import Benchmark
 from emidbench.benchmarks.columns import parse_columns, read_under, rows_to_samples
-from emidbench.errors import UserError
-from emidbench.rundir import iter_jsonl
+from emidbench.common.errors import UserError
+from emidbench.common.io import iter_jsonl
 
 
 def load_file(path: Path, columns: str | dict | None = None, name: str | None = None) -> Benchmark:

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-
 from pathlib import Path
 
-from emidbench import hub
 from emidbench.benchmarks.base import Benchmark, Sample
 from emidbench.benchmarks.columns import parse_columns, read_under, rows_to_samples
-from emidbench.errors import UserError, did_you_mean
+from emidbench.common import hub
+from emidbench.common.errors import UserError, did_you_mean
 
 # Known datasets: our name for the set, and the columns that differ from the defaults.
 KNOWN = {

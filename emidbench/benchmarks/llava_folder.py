@@ -15,8 +15,8 @@ from pathlib import Path
 
 from emidbench.benchmarks.base import Benchmark, Sample
 from emidbench.benchmarks.columns import read_under
-from emidbench.errors import UserError
-from emidbench.rundir import iter_jsonl
+from emidbench.common.errors import UserError
+from emidbench.common.io import iter_jsonl
 
 QUESTION_FILES = ("questions.jsonl", "question.jsonl")
 ANSWER_FILES = ("answers.jsonl", "answers_gpt4.jsonl", "answer.jsonl")

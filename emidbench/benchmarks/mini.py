@@ -230,7 +230,7 @@ def _samples(rng: np.random.Generator, domain: str, n_images: int, n_questions: 
 def load_mini(seed: int = 0, size: str = "default") -> Benchmark:
     """`mini` (ID, plain backgrounds) with the second domain `mini_wild` (photographs)."""
     if size not in SIZES:
-        from emidbench.errors import UserError
+        from emidbench.common.errors import UserError
 
         raise UserError(f"mini: unknown size {size!r} (choose from {', '.join(SIZES)})")
     n_id, n_wild, q_wild = SIZES[size]

@@ -28,43 +28,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Callable
 
-from emidbench.errors import UserError
-from emidbench.rundir import atomic_write_json, read_json
+from emidbench.common.cache import EntryCache
 
 
 def request_key(identity: str, image_sha256: str, prompt: str, settings: dict) -> str:
     payload = json.dumps({"model": identity, "image": image_sha256, "prompt": prompt, "settings": settings},
                          sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-class EntryCache:
-    """ROOT/<key[:2]>/<key>.json, one JSON object per key. `valid(entry)` is the owner's
-    check of an entry's content; an entry failing it (or damaged, or absent) is a miss."""
-
-    def __init__(self, root: Path, valid: Callable[[dict], bool] | None = None):
-        self.root = Path(root)
-        self.valid = valid
-
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
-
-    def get(self, key: str) -> dict | None:
-        try:
-            entry = read_json(self._path(key))
-        except UserError:  # absent, unreadable or damaged: a miss, not a failure
-            return None
-        if not isinstance(entry, dict) or (self.valid is not None and not self.valid(entry)):
-            return None
-        return entry
-
-    def put(self, key: str, entry: dict) -> None:
-        atomic_write_json(self._path(key), entry)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self.root.glob("*/*.json")) if self.root.is_dir() else 0
 
 
 class ResponseCache(EntryCache):

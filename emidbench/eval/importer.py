@@ -21,9 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emidbench.errors import UserError
-from emidbench.eval.sharding import answer_id
-from emidbench.rundir import RunDir, atomic_write_json, atomic_write_jsonl, iter_jsonl, model_slug, read_json
+from emidbench.common.errors import UserError
+from emidbench.common.io import atomic_write_json, atomic_write_jsonl, iter_jsonl, read_json
+from emidbench.rundir import RunDir, model_slug
+from emidbench.rundir.answers import answer_id
 
 
 @dataclass

@@ -20,15 +20,12 @@ on GPU; a process group the caller already set up (e.g. under accelerate) is reu
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from emidbench.errors import UserError
-from emidbench.rundir import iter_jsonl, jsonl_line, write_if_changed
+from emidbench.common.errors import UserError
 
 # Ranks wait for each other at the end; cache hits can make shards very unequal in work.
 TIMEOUT = timedelta(hours=24)
@@ -58,6 +55,7 @@ class Dist:
             return cls()
         import torch
         import torch.distributed as dist
+
         # Before the group exists: its functions bind `group=group.WORLD` as defaults at import.
         # Imported later (transformers does, via torch.distributed.fsdp) they would hold our group,
         # destroy_process_group could not free it, and its gloo worker threads would still be
@@ -126,39 +124,3 @@ def shard_paths(responses_dir: Path, scenario: str) -> list[Path]:
     prefix = f"{scenario}.rank"
     return sorted(p for p in folder.iterdir()
                   if p.name.startswith(prefix) and p.name.endswith(".jsonl") and p.name[len(prefix):-6].isdigit())
-
-
-def answer_id(model: str, scenario: str, question_id, text: str) -> str:
-    """Deterministic answer ids (LLaVA's are random shortuuids): same answer, same bytes."""
-    return hashlib.sha256(json.dumps([model, scenario, question_id, text]).encode()).hexdigest()[:22]
-
-
-def is_failed(record: dict) -> bool:
-    return bool((record.get("metadata") or {}).get("error"))
-
-
-def merge_answers(path: Path, questions: list[dict], sources: list[Path] = (), keep=None) -> list[dict]:
-    """Rewrite `path` with one record per question, in question order, from the records of
-    `path` and `sources` (later ones win, except that a failure never replaces an answer),
-    keeping only records for which keep(record, question) is true; then delete `sources`.
-    Written atomically (a kill leaves the old file or the new one), and only if it changes."""
-    best: dict = {}
-    for src in [path, *sources]:
-        if not Path(src).is_file():
-            continue
-        for _, rec in iter_jsonl(src, allow_torn_tail=True):
-            qid = rec.get("question_id")
-            old = best.get(qid)
-            if old is not None and is_failed(rec) and not is_failed(old):
-                continue
-            best[qid] = rec
-    records = []
-    for q in questions:
-        rec = best.get(q["question_id"])
-        if rec is not None and (keep is None or keep(rec, q)):
-            records.append(rec)
-    if Path(path).is_file() or records:
-        write_if_changed(path, "".join(jsonl_line(r) for r in records).encode("utf-8"))
-    for src in sources:
-        Path(src).unlink(missing_ok=True)
-    return records

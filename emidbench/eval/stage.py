@@ -34,11 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
+from emidbench.common.io import JsonlAppender, atomic_write_json, read_json
 from emidbench.eval.backends import BACKENDS, Request, Result
 from emidbench.eval.cache import ResponseCache, request_key
-from emidbench.eval.sharding import Dist, answer_id, is_failed, merge_answers, shard_path, shard_paths, take_shard
-from emidbench.rundir import JsonlAppender, RunDir, atomic_write_json, iter_jsonl, model_slug, read_json
+from emidbench.eval.sharding import Dist, shard_path, shard_paths, take_shard
+from emidbench.rundir import RunDir, model_slug
+from emidbench.rundir.answers import answer_id, answered, is_failed, merge_answers
 
 KINDS = ("done", "cached", "failed", "skipped")
 FLUSH_EVERY = 256  # cache hits are written in chunks of this many records
@@ -139,9 +141,9 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
 
         pending: dict[str, list[_Item]] = {}  # request key -> the items asking it, in order
         for sc in chosen:
-            answered = _answered(rd.responses_path(slug, sc))
+            done = answered(rd.responses_path(slug, sc))
             for it in items[sc]:
-                if it.question_id in answered:
+                if str(it.question_id) in done:
                     if dist.is_main:
                         summary._count(sc, "skipped")
                 else:
@@ -199,7 +201,7 @@ def _select(manifest, pattern: str | None) -> list[str]:
 def _model_ref(model: str) -> str:
     """What names the model across runs: the absolute folder for a local checkpoint (the
     bundled one included), else the id as given."""
-    from emidbench.eval.backends.hf import resolve_model
+    from emidbench.common.hf import resolve_model
 
     path = Path(resolve_model(model)).expanduser()
     return str(path.resolve()) if path.is_dir() else model
@@ -259,12 +261,6 @@ def _build_items(rd: RunDir, engine, questions: dict, settings: dict) -> dict[st
                              error))
         items[sc] = out
     return items
-
-
-def _answered(path: Path) -> set:
-    if not path.is_file():
-        return set()
-    return {r["question_id"] for _, r in iter_jsonl(path, allow_torn_tail=True) if not is_failed(r)}
 
 
 def answer_record(item: _Item, result: Result, model: str, backend: str, settings: dict) -> dict:
@@ -360,8 +356,15 @@ def _combine(summaries: list[EvalSummary], slug: str, world: int) -> EvalSummary
 
 class _Bar:
     def __init__(self, console, total: int, label: str):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
         from rich.text import Text
 
         class Rate(ProgressColumn):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emidbench.rundir import write_if_changed
+from emidbench.common.io import write_if_changed
 
 SAVE = {"dpi": 120, "metadata": {"Software": None}}  # no version/timestamp: stable bytes
 FAMILY_MARKERS = {"synthetic": "o", "natural": "^", "custom": "s"}

@@ -15,13 +15,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
+from emidbench.common.io import csv_text, read_json, write_if_changed
 from emidbench.report import plots
 from emidbench.report.correlations import CORR_COLUMNS, correlations
-from emidbench.report.tables import (PER_SHIFT_COLUMNS, check_id_row, per_shift_rows, read_metrics, scored_models,
-                                     summary_columns, summary_row)
-from emidbench.rundir import RunDir, read_json, write_if_changed
-from emidbench.score.table import csv_text
+from emidbench.report.tables import (
+    PER_SHIFT_COLUMNS,
+    check_id_row,
+    per_shift_rows,
+    read_metrics,
+    scored_models,
+    summary_columns,
+    summary_row,
+)
+from emidbench.rundir import RunDir
 
 MODEL_PLOTS = {"severity": plots.severity_plot, "natural": plots.natural_plot, "emid_grid": plots.grid_plot}
 

@@ -6,8 +6,9 @@ import csv
 import math
 from pathlib import Path
 
-from emidbench.errors import UserError
-from emidbench.rundir import Manifest, RunDir
+from emidbench.common.errors import UserError
+from emidbench.rundir import RunDir
+from emidbench.rundir.manifest import Manifest
 
 PER_SHIFT_COLUMNS = ["scenario", "family", "modality", "visual_shift", "visual_severity", "text_shift",
                      "text_severity", "n", "emi", "emi_lo", "emi_hi", "emid", "emid_lo", "emid_hi", "emid_ub",

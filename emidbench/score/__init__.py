@@ -11,7 +11,7 @@
     from_embeddings.py scoring embeddings extracted elsewhere
 """
 
-from emidbench.score.embedders import EMBEDDERS
+from emidbench.embedders import EMBEDDERS
 from emidbench.score.from_embeddings import score_from_embeddings
 from emidbench.score.judges import JUDGES
 from emidbench.score.stage import run_score

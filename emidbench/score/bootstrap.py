@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from emidbench.shift.seeding import derive_seed
+from emidbench.common.hashing import derive_seed
 
 
 def bootstrap_ci(stat: Callable[[np.ndarray], float], n_items: int, n_boot: int, seed: int, label: str = "",

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 
 
 class CLUB(nn.Module):
@@ -94,7 +94,7 @@ def load_club(path: Path) -> CLUB:
 def save_club(club: CLUB, path: Path) -> None:
     import io
 
-    from emidbench.rundir import atomic_write_bytes
+    from emidbench.common.io import atomic_write_bytes
 
     buf = io.BytesIO()
     torch.save({k: v.detach().clone() for k, v in club.state_dict().items()}, buf)

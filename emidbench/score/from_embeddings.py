@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emidbench.errors import UserError
-from emidbench.rundir import read_json
+from emidbench.common.errors import UserError
+from emidbench.common.io import read_json, write_csv
 from emidbench.score.club import load_club
 from emidbench.score.metrics import EmbeddingSet, score_scenarios
-from emidbench.score.table import write_csv
 
 KEYS = ("x_v", "x_t", "y_hat", "y")
 COLUMNS = ["scenario", "n", "emi", "emid", "emid_ub", "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood"]

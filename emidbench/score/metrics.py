@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 from emidbench.score.bootstrap import bootstrap_ci
 from emidbench.score.club import CLUB
 from emidbench.score.rjsd import CovSet, emid_true_bound, emid_upper_bound

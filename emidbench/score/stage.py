@@ -36,9 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emidbench.errors import UserError
-from emidbench.eval.sharding import is_failed
-from emidbench.rundir import RunDir, atomic_write_json, atomic_write_jsonl, iter_jsonl
+from emidbench.common.errors import UserError
+from emidbench.common.io import atomic_write_json, atomic_write_jsonl
+from emidbench.rundir import RunDir
+from emidbench.rundir.answers import read_answers
 
 METRIC_COLUMNS = ["scenario", "n", "n_missing", "n_failed", "emi", "emi_lo", "emi_hi", "emid", "emid_lo", "emid_hi",
                   "emid_ub", "emid_true_ub", "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood", "rp_score", "rp_lo", "rp_hi",
@@ -54,8 +55,8 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
               judge_api_key_env: str = "OPENAI_API_KEY", judge_rules: str | None = None, concurrency: int = 4,
               console=None) -> Path:
     """Score one model's answers in RUN; returns the path of metrics.csv."""
-    from emidbench.score.embedders import make_embedder
-    from emidbench.score.embedders.cache import EmbeddingCache
+    from emidbench.embedders import make_embedder
+    from emidbench.embedders.cache import EmbeddingCache
 
     say = (lambda m: console.print(m, highlight=False, soft_wrap=True)) if console else (lambda m: None)
     check_options(bootstrap, concurrency, entropy_scaler)
@@ -138,7 +139,7 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
         table.append(row)
 
     # Every output at the end, each atomically.
-    from emidbench.score.table import write_csv
+    from emidbench.common.io import write_csv
 
     if est_info["kind"] == "fit":
         from emidbench.score.club import save_club
@@ -189,25 +190,12 @@ def _aligned_items(rd: RunDir, manifest, model: str) -> tuple[dict[str, list[dic
     items, counts, generation = {}, {}, {}
     for s in manifest.scenarios:
         questions = rd.read_scenario(s.name)
-        path = rd.responses_path(model, s.name)
-        answers: dict[str, str] = {}
-        failed: set[str] = set()
-        if path.is_file():
-            for line, rec in iter_jsonl(path, allow_torn_tail=True):
-                if "question_id" not in rec:
-                    raise UserError(f"{path}:{line}: an answer line needs 'question_id'")
-                qid = str(rec["question_id"])
-                if is_failed(rec):
-                    if qid not in answers:  # an answer beats a failure (as the eval stage merges them)
-                        failed.add(qid)
-                    continue
-                if not isinstance(rec.get("text"), str):
-                    raise UserError(f"{path}:{line}: answer {rec['question_id']!r} has no text")
-                answers[qid] = rec["text"]
-                failed.discard(qid)
-                scenarios = generation.setdefault(_generation(rec), [])
-                if not scenarios or scenarios[-1] != s.name:
-                    scenarios.append(s.name)
+        records, failed = read_answers(rd.responses_path(model, s.name))
+        answers = {qid: rec["text"] for qid, rec in records.items()}
+        for rec in records.values():
+            scenarios = generation.setdefault(_generation(rec), [])
+            if not scenarios or scenarios[-1] != s.name:
+                scenarios.append(s.name)
         its = []
         n_failed = 0
         for q in questions:
@@ -298,7 +286,7 @@ def _score(id_name: str, sets: dict, club, entropy_scaler, bootstrap: int, seed:
 def _judge_all(judge, rules, spec: str, items: dict, debias: bool, cache_dir: Path, say) -> tuple[dict, int]:
     """Judge every item of every scenario (both orders with debias); returns the judge
     records per scenario and the number of judge calls made."""
-    from emidbench.eval.cache import EntryCache
+    from emidbench.common.cache import EntryCache
     from emidbench.score.judges.protocol import build_prompt, parse_scores
 
     orders = ORDERS if debias else ORDERS[:1]

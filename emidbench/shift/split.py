@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from emidbench.benchmarks.base import Sample, decode_image
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 
 PIXEL = "pixel"
 DEFAULT_EMBEDDER = "pixel (16x16 thumbnail + 8-bin RGB histogram)"
@@ -32,7 +32,7 @@ def split_embedder(name: str | None, **options):
     embedder (`paper`, `offline`) built with `options` (vision_encoder, ...), for images only."""
     if check_split_embedder(name) == PIXEL:
         return None
-    from emidbench.score.embedders import make_embedder
+    from emidbench.embedders import make_embedder
 
     return make_embedder(name, **options, images_only=True)  # the split embeds images only
 
@@ -41,7 +41,7 @@ def check_split_embedder(name: str | None) -> str:
     """The name, if it is one (None = pixel); else one clear error. Loads nothing."""
     if name in (None, PIXEL):
         return PIXEL
-    from emidbench.score.embedders import EMBEDDERS
+    from emidbench.embedders import EMBEDDERS
 
     if name not in EMBEDDERS:
         raise UserError(f"unknown split embedder {name!r} (known: {', '.join([PIXEL, *sorted(EMBEDDERS)])})")

@@ -42,12 +42,11 @@ from pathlib import Path
 from PIL import Image
 
 from emidbench.benchmarks.base import Benchmark, Sample, decode_image, image_format
-from emidbench.errors import UserError
-from emidbench.rundir import (
-    JsonlAppender, Manifest, RunDir, ScenarioEntry, atomic_write_json, content_hash, iter_jsonl,
-    jsonl_line, read_json, write_if_changed,
-)
-from emidbench.shift.seeding import derive_seed
+from emidbench.common.errors import UserError
+from emidbench.common.hashing import content_hash, derive_seed
+from emidbench.common.io import JsonlAppender, atomic_write_json, iter_jsonl, jsonl_line, read_json, write_if_changed
+from emidbench.rundir import RunDir
+from emidbench.rundir.manifest import Manifest, ScenarioEntry
 from emidbench.shift.suites import ENGLISH, ScenarioPlan, Suite, load_suite, plan_scenarios
 from emidbench.shift.translate import SUFFIX, Translator, parse_translator
 from emidbench.shift.visual import MIN_SIDE, PNG_ENCODER, corrupt_image, encode_png

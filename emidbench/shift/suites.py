@@ -33,9 +33,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emidbench.errors import UserError, closest, did_you_mean
-from emidbench.rundir import ShiftSpec
-from emidbench.yamlfile import LineList, LineMap, kind, read_yaml
+from emidbench.common.errors import UserError, closest, did_you_mean
+from emidbench.common.yamlfile import LineList, LineMap, kind, read_yaml
+from emidbench.rundir.manifest import ShiftSpec
 
 TOP_KEYS = {"description", "include", "synthetic", "natural", "scenarios"}
 SYNTHETIC_KEYS = {"grid", "visual", "text"}

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 
 SUFFIX = " Please answer in English."
 ENGLISH = "English"
@@ -67,7 +67,7 @@ class Translator:
     def __init__(self, model_id: str, batch_size: int = 16, max_new_tokens: int = 256):
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-        from emidbench.eval.backends.hf import load_pretrained
+        from emidbench.common.hf import load_pretrained
 
         # as every model: a missing path, the hub out of reach, the wrong kind -> one line
         try:

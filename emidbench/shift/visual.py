@@ -20,9 +20,9 @@ import zlib
 
 import numpy as np
 
-from emidbench.errors import UserError
-from emidbench.registry import Registry
-from emidbench.shift.seeding import seeded_global_rng
+from emidbench.common.errors import UserError
+from emidbench.common.hashing import seeded_global_rng
+from emidbench.common.registry import Registry
 
 CORRUPTIONS: Registry = Registry("corruption")
 SEVERITIES = range(1, 6)

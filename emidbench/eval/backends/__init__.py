@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emidbench.registry import Registry
+from emidbench.common.registry import Registry
 
 BACKENDS: Registry = Registry("model backend")
 

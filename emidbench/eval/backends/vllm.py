@@ -13,7 +13,7 @@ as one process that drives all GPUs itself: do not start it under torchrun. For 
 
 from __future__ import annotations
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 from emidbench.eval.backends import BACKENDS, Request, Result
 
 
@@ -43,7 +43,7 @@ class VLLMBackend:
         if self.llm is None:
             from vllm import LLM
 
-            from emidbench.eval.backends.hf import resolve_model
+            from emidbench.common.hf import resolve_model
 
             self.llm = LLM(model=resolve_model(self.model_id), tensor_parallel_size=self.tensor_parallel_size,
                            trust_remote_code=self.trust_remote_code, dtype=self.dtype)
@@ -55,7 +55,8 @@ class VLLMBackend:
         return f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
 
     def answer(self, requests: list[Request]) -> list[Result]:
-        from emidbench.eval.backends.openai import chat_messages, data_url
+        from emidbench.common.chat import data_url
+        from emidbench.eval.backends.openai import chat_messages
 
         results: list[Result | None] = [None] * len(requests)
         conversations, index = [], []

@@ -12,7 +12,7 @@ JUDGES maps the part of `--judge` before the colon to a factory called as
 factory(arg, **options): `openai:<model>`, `hf:<id or path>`, `offline`.
 """
 
-from emidbench.registry import Registry
+from emidbench.common.registry import Registry
 
 JUDGES: Registry = Registry("judge")
 

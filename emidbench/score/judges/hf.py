@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 from emidbench.score.judges import JUDGES
 from emidbench.score.judges.protocol import JudgePrompt
 
@@ -25,7 +25,7 @@ class HFJudge:
                  dtype: str = "auto", **_):
         from transformers import AutoConfig, AutoTokenizer
 
-        from emidbench.eval.backends.hf import load_pretrained, resolve_model, weights_fingerprint
+        from emidbench.common.hf import load_pretrained, resolve_model, weights_fingerprint
 
         if not model:
             raise UserError("--judge hf needs a model: hf:<hub id or local path>")
@@ -50,7 +50,7 @@ class HFJudge:
         if self.model is None:
             from transformers import AutoModelForCausalLM
 
-            from emidbench.eval.backends.hf import load_pretrained, pick_device, pick_dtype
+            from emidbench.common.hf import load_pretrained, pick_device, pick_dtype
 
             self.device = pick_device(self.device_option)
             self.model = load_pretrained(AutoModelForCausalLM, self.path, "a causal language model",

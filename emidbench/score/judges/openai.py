@@ -16,7 +16,7 @@ from __future__ import annotations
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Iterator
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 from emidbench.score.judges import JUDGES
 from emidbench.score.judges.protocol import JudgePrompt
 
@@ -29,7 +29,7 @@ class OpenAIJudge:
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 4, temperature: float = TEMPERATURE, max_tokens: int = MAX_TOKENS,
                  timeout: float = 120.0, retries: int = 6, backoff: float = 1.0, **_):
-        from emidbench.eval.backends.openai import DEFAULT_BASE_URL, ChatClient
+        from emidbench.common.chat import DEFAULT_BASE_URL, ChatClient
 
         if not model:
             raise UserError("--judge openai needs a model name: openai:<model>, e.g. openai:gpt-4o")

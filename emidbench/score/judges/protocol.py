@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 
 SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
 ROLE = "Assistant"

@@ -16,8 +16,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from emidbench.errors import UserError
-from emidbench.registry import Registry
+from emidbench.common.errors import UserError
+from emidbench.common.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import random
 import re
 from functools import lru_cache
 
-from emidbench.shift.seeding import seeded_global_rng
+from emidbench.common.hashing import seeded_global_rng
 from emidbench.shift.text import PERTURBATIONS, TextPerturbation
 from emidbench.shift.text.wordnet import wordnet
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from emidbench.common.hashing import seeded_global_rng as seeded
 from emidbench.shift.text import PERTURBATIONS, TextPerturbation
-from emidbench.shift.seeding import seeded_global_rng as seeded
 
 
 @lru_cache(maxsize=None)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from emidbench.common.hashing import seeded_global_rng as seeded
 from emidbench.shift.text import PERTURBATIONS, TextPerturbation
-from emidbench.shift.seeding import seeded_global_rng as seeded
 
 
 def _random_word(action: str):

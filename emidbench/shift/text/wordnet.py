@@ -25,12 +25,12 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import tempfile
 import warnings
 from collections import defaultdict
-import tempfile
 from pathlib import Path
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
 NEEDED = [f"{kind}.{pos}" for kind in ("index", "data") for pos in ("noun", "verb", "adj", "adv")] + \

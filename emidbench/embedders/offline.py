@@ -24,7 +24,7 @@ from collections import Counter
 
 import numpy as np
 
-from emidbench.score.embedders import EMBEDDERS
+from emidbench.embedders import EMBEDDERS
 
 DIM = 256
 VERSION = "offline-v2"

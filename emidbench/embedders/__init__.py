@@ -12,7 +12,7 @@ EMBEDDERS maps a name to a factory taking the score options (vision_encoder,
 text_encoder, ...); unknown options are ignored by embedders that have no use for them.
 """
 
-from emidbench.registry import Registry
+from emidbench.common.registry import Registry
 
 EMBEDDERS: Registry = Registry("embedder")
 
@@ -22,4 +22,4 @@ def make_embedder(name: str, **options):
     return EMBEDDERS.get(name)(**options)
 
 
-from emidbench.score.embedders import offline, paper  # noqa: E402,F401
+from emidbench.embedders import offline, paper  # noqa: E402,F401

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from emidbench.errors import UserError, did_you_mean
+from emidbench.common.errors import UserError, did_you_mean
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 PROBE_TIMEOUT = 3.0  # seconds, name lookup included

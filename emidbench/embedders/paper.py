@@ -23,8 +23,8 @@ import hashlib
 
 import numpy as np
 
-from emidbench.errors import UserError
-from emidbench.score.embedders import EMBEDDERS
+from emidbench.common.errors import UserError
+from emidbench.embedders import EMBEDDERS
 
 VISION = "openai/clip-vit-base-patch32"
 TEXT = "xlm-roberta-base"
@@ -48,7 +48,7 @@ class PaperEmbedder:
         embeds images only; it should not need, or download, an XLM-R)."""
         from transformers import AutoConfig
 
-        from emidbench.eval.backends.hf import load_pretrained, resolve_model
+        from emidbench.common.hf import load_pretrained, resolve_model
 
         self.vision_id = vision_encoder or VISION
         self.text_id = text_encoder or TEXT
@@ -76,7 +76,7 @@ class PaperEmbedder:
         if None in folders:  # a hub id not in the local cache yet: loading downloads it
             self._load()
             folders = [_local_folder(s) for s in sources]
-        from emidbench.eval.backends.hf import weights_fingerprint
+        from emidbench.common.hf import weights_fingerprint
 
         parts = [POOLING_VERSION] + [weights_fingerprint(f) if f else "unresolved" for f in folders]
         self.identity = f"paper:{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:24]}"
@@ -87,7 +87,7 @@ class PaperEmbedder:
         import torch
         from transformers import AutoImageProcessor, CLIPVisionModel
 
-        from emidbench.eval.backends.hf import load_pretrained, pick_device
+        from emidbench.common.hf import load_pretrained, pick_device
 
         self.device = pick_device(self.device_option)
         with _quiet():
@@ -104,7 +104,7 @@ class PaperEmbedder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from emidbench.eval.backends.hf import load_pretrained
+        from emidbench.common.hf import load_pretrained
 
         with _quiet():
             self.tokenizer = load_pretrained(AutoTokenizer, self._text_src, "an XLM-R tokenizer")

@@ -27,8 +27,8 @@ from typing import Callable
 
 import numpy as np
 
-from emidbench.errors import UserError
-from emidbench.rundir import JsonlAppender, atomic_write_json, iter_jsonl
+from emidbench.common.errors import UserError
+from emidbench.common.io import JsonlAppender, atomic_write_json, iter_jsonl
 
 CHUNK = 256  # items embedded (and made durable) per embedder call
 

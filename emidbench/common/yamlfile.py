@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from emidbench.errors import UserError
+from emidbench.common.errors import UserError
 
 
 class LineMap(dict):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
-from emidbench.errors import UserError, closest
+from emidbench.common.errors import UserError, closest
 
 T = TypeVar("T")
 

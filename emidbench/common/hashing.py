@@ -1,4 +1,4 @@
-"""Reproducible randomness for libraries that use global random state.
+"""Content hashes, and reproducible randomness for libraries that use global random state.
 
 imagecorruptions, nlpaug and EDA draw from numpy's and Python's global generators.
 `seeded_global_rng(seed)` seeds both for one call and restores the caller's state;
@@ -14,6 +14,10 @@ import random
 from contextlib import contextmanager
 
 import numpy as np
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def derive_seed(*parts) -> int:
