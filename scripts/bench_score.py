@@ -70,18 +70,14 @@ def build_encoders(root: Path, words: list[str], seed: int = 0) -> tuple[Path, P
     import torch
     from transformers import CLIPVisionConfig, CLIPVisionModel, XLMRobertaConfig, XLMRobertaModel
 
+    from emidbench.assets import clip_image_processor
     from emidbench.assets.mini_encoders import SPECIALS, xlmr_word_tokenizer
-
-    try:  # transformers 5 without torchvision: the PIL image processor
-        from transformers import CLIPImageProcessorPil as CLIPImageProcessor
-    except ImportError:
-        from transformers import CLIPImageProcessor
 
     vision_dir, text_dir = root / "clip-vit-b32-random", root / "xlm-roberta-base-random"
     torch.manual_seed(seed)
     if not (vision_dir / "config.json").exists():
         CLIPVisionModel(CLIPVisionConfig()).save_pretrained(vision_dir)  # defaults = ViT-B/32
-        CLIPImageProcessor().save_pretrained(vision_dir)  # defaults = CLIP's 224-px preprocessing
+        clip_image_processor().save_pretrained(vision_dir)  # defaults = CLIP's 224-px preprocessing
     if not (text_dir / "config.json").exists():
         vocab = list(dict.fromkeys(w for w in words if w not in SPECIALS))
         vocab += [f"tok{i}" for i in range(VOCAB_SIZE - 1 - len(SPECIALS) - len(vocab))] + ["<mask>"]

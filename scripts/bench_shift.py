@@ -88,7 +88,7 @@ def measure(mode: str, workers: int) -> tuple[float, float]:
         import numpy as np
         from imagecorruptions import corrupt
 
-        from emidbench.benchmarks.base import decode_image
+        from emidbench.common.images import decode_image
         from emidbench.shift.suites import plan_scenarios
 
         jobs = sorted({(p.visual.name, p.visual.severity) for p in plan_scenarios(bench, "paper-61") if p.visual})

@@ -1,10 +1,11 @@
 """Fixtures shared by the test files: a tiny LLaVA saved like a hub checkpoint and a
 small run directory with shifted data. Nothing here needs the network."""
 
-import io
 import os
 
 import pytest
+
+from tests.helpers import photo_like
 
 # No test needs the network; the hub is unreachable on CI anyway.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,59 +23,19 @@ TINY_WORDS = (
 
 
 def build_tiny_llava(path, hidden: int = 32, layers: int = 1, image_size: int = 32, patch: int = 16, seed: int = 0):
-    """An untrained LlavaForConditionalGeneration (tiny CLIP tower + tiny Llama), a word-level
-    tokenizer with `<image>` as a special token, and a LlavaProcessor with a chat template,
-    saved with save_pretrained into `path` (loaded back like any hub checkpoint)."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from transformers import (
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-        PreTrainedTokenizerFast,
-    )
+    """An untrained tiny LLaVA built as the bundled one is (emidbench.assets.tiny_llava),
+    smaller, saved with save_pretrained into `path` (loaded back like any hub checkpoint)."""
+    from emidbench.assets import tiny_llava
 
-    try:  # transformers 5 without torchvision: the PIL image processor
-        from transformers import CLIPImageProcessorPil as CLIPImageProcessor
-    except ImportError:
-        from transformers import CLIPImageProcessor
-
-    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "<s>", "</s>", "<image>"])}
-    for w in TINY_WORDS:
-        vocab.setdefault(w, len(vocab))
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    core.normalizer = normalizers.Lowercase()
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    core.decoder = decoders.WordPiece(prefix="##", cleanup=True)
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]", bos_token="<s>",
-                                  eos_token="</s>", extra_special_tokens={"image_token": "<image>"},
-                                  model_max_length=512)
-    image_processor = CLIPImageProcessor(size={"shortest_edge": image_size},
-                                         crop_size={"height": image_size, "width": image_size}, do_convert_rgb=True)
-    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=patch,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
-                               chat_template=LLAVA_CHAT_TEMPLATE)
-    torch.manual_seed(seed)
-    config = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                                       num_attention_heads=2, image_size=image_size, patch_size=patch,
-                                       initializer_range=0.2),
-        text_config=LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
-                                num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
-                                max_position_embeddings=512, pad_token_id=tok.pad_token_id,
-                                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                                initializer_range=0.2),
-        image_token_index=tok.convert_tokens_to_ids("<image>"), vision_feature_select_strategy="default",
-        vision_feature_layer=-1)
+    tok = tiny_llava.build_tokenizer(TINY_WORDS, model_max_length=512)
+    processor = tiny_llava.build_processor(tok, image_size=image_size, patch=patch)
     # A large init spread: an untrained model whose answers depend on image and question, so
     # tests comparing answers (batched vs single, sharded vs not) would see a wrong pairing.
-    model = LlavaForConditionalGeneration(config)
-    for key in ("pad_token_id", "eos_token_id", "bos_token_id"):
-        setattr(model.generation_config, key, getattr(tok, key))
+    model = tiny_llava.build_model(tok, hidden=hidden, layers=layers, vision_hidden=hidden, vision_layers=layers,
+                                   seed=seed, heads=2, image_size=image_size, patch=patch, max_positions=512,
+                                   initializer_range=0.2, tie_word_embeddings=False)
     # Untrained, it would often emit special tokens first (an empty answer after decoding).
-    model.generation_config.suppress_tokens = [vocab[t] for t in ("[PAD]", "[UNK]", "<s>", "<image>")]
+    model.generation_config.suppress_tokens = tok.convert_tokens_to_ids(["[PAD]", "[UNK]", "<s>", "<image>"])
     model.generation_config.min_new_tokens = 1
     model.save_pretrained(path)
     processor.save_pretrained(path)
@@ -89,20 +50,8 @@ def tiny_llava_dir(tmp_path_factory):
 
 
 def sample_image(seed: int, size=(48, 40), blur: float = 0.0) -> bytes:
-    """A deterministic PNG with gradients and noise (optionally blurred, as a shift would)."""
-    import numpy as np
-    from PIL import Image, ImageFilter
-
-    rng = np.random.default_rng(seed)
-    w, h = size
-    y, x = np.mgrid[0:h, 0:w]
-    base = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (w + h)], -1)
-    img = Image.fromarray(np.clip(base + rng.normal(0, 25, (h, w, 3)), 0, 255).astype(np.uint8))
-    if blur:
-        img = img.filter(ImageFilter.GaussianBlur(blur))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    """A small PNG of tests.helpers.photo_like (the one image generator of the tests)."""
+    return photo_like(seed, size, "PNG", blur)
 
 
 QUESTIONS = ["What color is the circle?", "How many shapes are in the image?"]

@@ -22,15 +22,20 @@ def reference_dir(*parts: str) -> Path | None:
     return path if path.exists() else None
 
 
-def photo_like(seed: int, size=(96, 72), fmt="JPEG") -> bytes:
-    """A deterministic image with gradients and noise (corruptions behave as on photos)."""
+def photo_like(seed: int, size=(96, 72), fmt="JPEG", blur: float = 0.0) -> bytes:
+    """A deterministic image with gradients and noise (corruptions behave as on photos),
+    optionally blurred as a shift would."""
+    from PIL import ImageFilter
+
     rng = np.random.default_rng(seed)
     w, h = size
     y, x = np.mgrid[0:h, 0:w]
     base = np.stack([(x * 255 / w), (y * 255 / h), ((x + y) * 127 / (w + h))], -1)
-    img = np.clip(base + rng.normal(0, 25, (h, w, 3)), 0, 255).astype(np.uint8)
+    img = Image.fromarray(np.clip(base + rng.normal(0, 25, (h, w, 3)), 0, 255).astype(np.uint8))
+    if blur:
+        img = img.filter(ImageFilter.GaussianBlur(blur))
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format=fmt)
+    img.save(buf, format=fmt)
     return buf.getvalue()
 
 

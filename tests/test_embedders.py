@@ -11,7 +11,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import photo_like
+from emidbench.assets import clip_image_processor
+from tests.helpers import photo_like
 from PIL import Image, ImageFilter
 
 from emidbench.common.errors import UserError
@@ -43,14 +44,6 @@ def build_tiny_xlmr(path, hidden: int = 16, max_positions: int = 514, seed: int 
     return path
 
 
-def _clip_processor(image_size: int):
-    try:  # transformers 5 without torchvision: the PIL image processor
-        from transformers import CLIPImageProcessorPil as CLIPImageProcessor
-    except ImportError:
-        from transformers import CLIPImageProcessor
-    return CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
-
-
 def tiny_vision_config(hidden: int = 16):
     from transformers import CLIPVisionConfig
 
@@ -63,7 +56,7 @@ def build_tiny_clip_vision(path, hidden: int = 16, seed: int = 0):
 
     torch.manual_seed(seed)
     CLIPVisionModel(tiny_vision_config(hidden)).save_pretrained(path)
-    _clip_processor(32).save_pretrained(path)
+    clip_image_processor(32).save_pretrained(path)
     return path
 
 
@@ -79,7 +72,7 @@ def build_tiny_clip_full(path, hidden: int = 16, seed: int = 0):
                         projection_dim=8)
     model = CLIPModel(config)
     model.save_pretrained(path)
-    _clip_processor(32).save_pretrained(path)
+    clip_image_processor(32).save_pretrained(path)
     return path, model
 
 
@@ -269,7 +262,8 @@ def test_offline_images_any_format_and_shift_sensitive():
 
 def test_offline_embedder_is_deterministic_across_processes():
     code = ("import numpy as np; from emidbench.embedders import make_embedder; e = make_embedder('offline');"
-            "from helpers import photo_like;"
+            "from emidbench.assets import clip_image_processor
+from tests.helpers import photo_like;"
             f"z = np.concatenate([e.embed_texts({MANY_SCRIPTS!r}), e.embed_images([photo_like(0)])]);"
             "import sys; sys.stdout.write(z.tobytes().hex())")
     outs = []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import reference_dir
+from tests.helpers import reference_dir
 from test_score_stage import make_run, quiet
 
 from emidbench.common.errors import UserError

@@ -29,7 +29,7 @@ import pytest
 from scipy import ndimage
 
 from emidbench.benchmarks import load_benchmark, mini
-from emidbench.benchmarks.base import decode_image
+from emidbench.common.images import decode_image
 from emidbench.common.errors import UserError
 from emidbench.rundir import RunDir
 from tests.helpers import REPO, run_cli

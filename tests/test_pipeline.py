@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import run_cli
+from tests.helpers import run_cli
 
 MODEL = "tiny-llava"
 SCENARIOS = ["mini", "mini_defocus_blur_3", "mini_KeyboardAug_3"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import photo_like, run_cli
+from tests.helpers import photo_like, run_cli
 from PIL import Image, ImageFilter
 from scipy import stats
 

@@ -92,7 +92,7 @@ def test_atomic_write_keeps_old_file_when_writer_dies(tmp_path):
     # A writer killed mid-write: the child writes half the data through our function's
     # temp file and is SIGKILLed before the rename.
     code = (
-        "import os, emidbench.rundir as r\n"
+        "import os, emidbench.common.io as r\n"
         "orig = os.replace\n"
         "def die(*a): os.kill(os.getpid(), 9)\n"
         "os.replace = die\n"

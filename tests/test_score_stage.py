@@ -12,7 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import photo_like
+from tests.helpers import photo_like
 from PIL import Image, ImageFilter
 from rich.console import Console
 

@@ -4,7 +4,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from emidbench.benchmarks.base import Benchmark, Sample, decode_image
+from emidbench.benchmarks.base import Benchmark, Sample
+from emidbench.common.images import decode_image
 from emidbench.common.errors import UserError
 from emidbench.rundir import RunDir
 from emidbench.shift import load_suite, plan_scenarios, run_shift, visual

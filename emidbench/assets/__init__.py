@@ -16,3 +16,17 @@ def bundled_model_path(name: str) -> Path | None:
         return None
     path = ASSETS / folder
     return path if (path / "config.json").is_file() else None
+
+
+def clip_image_processor(image_size: int | None = None, **kwargs):
+    """A CLIP image processor, square at `image_size` (None: CLIP's own 224-px defaults).
+    transformers 5 names its PIL backend CLIPImageProcessorPil (no torchvision needed, and
+    the same pixels on every install); older releases only have CLIPImageProcessor."""
+    try:
+        from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+    except ImportError:
+        from transformers import CLIPImageProcessor
+    if image_size is not None:
+        kwargs = {"size": {"shortest_edge": image_size}, "crop_size": {"height": image_size, "width": image_size},
+                  **kwargs}
+    return CLIPImageProcessor(**kwargs)

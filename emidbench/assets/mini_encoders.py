@@ -106,12 +106,9 @@ def build_text_model(tokenizer, seed: int = 0):
 
 
 def build_image_processor():
-    try:  # transformers 5 without torchvision: the PIL backend, named explicitly
-        from transformers import CLIPImageProcessorPil as CLIPImageProcessor
-    except ImportError:
-        from transformers import CLIPImageProcessor
-    return CLIPImageProcessor(size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-                              do_convert_rgb=True)
+    from emidbench.assets import clip_image_processor
+
+    return clip_image_processor(IMAGE_SIZE, do_convert_rgb=True)
 
 
 def build_vision_model(seed: int = 0):

@@ -48,7 +48,8 @@ def vocabulary() -> list[str]:
     return sorted(words)
 
 
-def build_tokenizer(words):
+def build_tokenizer(words, model_max_length: int = 256):
+    """A word-level tokenizer over `words` (lower-cased), with `<image>` as the image token."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -62,41 +63,38 @@ def build_tokenizer(words):
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", bos_token="<s>", eos_token="</s>",
-        extra_special_tokens={"image_token": "<image>"}, model_max_length=256,
+        extra_special_tokens={"image_token": "<image>"}, model_max_length=model_max_length,
     )
     fast.add_special_tokens({"additional_special_tokens": []})
     return fast
 
 
-def build_processor(tokenizer):
+def build_processor(tokenizer, image_size: int = IMAGE_SIZE, patch: int = PATCH):
     from transformers import LlavaProcessor
 
-    try:  # transformers 5 without torchvision: the PIL backend, named explicitly (no warning)
-        from transformers import CLIPImageProcessorPil as CLIPImageProcessor
-    except ImportError:
-        from transformers import CLIPImageProcessor
-    image_processor = CLIPImageProcessor(
-        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-        do_convert_rgb=True,
-    )
-    return LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=PATCH,
+    from emidbench.assets import clip_image_processor
+
+    image_processor = clip_image_processor(image_size, do_convert_rgb=True)
+    return LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch,
                           vision_feature_select_strategy="default", num_additional_image_tokens=1,
                           chat_template=CHAT_TEMPLATE)
 
 
 def build_model(tokenizer, hidden: int = 128, layers: int = 3, vision_hidden: int = 96, vision_layers: int = 3,
-                seed: int = 0):
+                seed: int = 0, heads: int = 4, image_size: int = IMAGE_SIZE, patch: int = PATCH,
+                max_positions: int = 256, initializer_range: float = 0.02, tie_word_embeddings: bool = True):
     import torch
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
     torch.manual_seed(seed)
     vision = CLIPVisionConfig(hidden_size=vision_hidden, intermediate_size=2 * vision_hidden, num_hidden_layers=vision_layers,
-                              num_attention_heads=4, image_size=IMAGE_SIZE, patch_size=PATCH)
+                              num_attention_heads=heads, image_size=image_size, patch_size=patch,
+                              initializer_range=initializer_range)
     text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
-                       max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id,
+                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+                       max_position_embeddings=max_positions, pad_token_id=tokenizer.pad_token_id,
                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                       tie_word_embeddings=True)
+                       tie_word_embeddings=tie_word_embeddings, initializer_range=initializer_range)
     config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
                          vision_feature_select_strategy="default", vision_feature_layer=-1,
                          projector_hidden_act="gelu")

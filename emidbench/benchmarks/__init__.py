@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emidbench.benchmarks.base import Benchmark, Sample, decode_image, encode_png, image_format
+from emidbench.benchmarks.base import Benchmark, Sample
+from emidbench.common.images import decode_image, image_format
 from emidbench.common.errors import UserError
 from emidbench.common.registry import Registry
 
@@ -90,4 +91,4 @@ def _load_one(spec: str, *, name=None, split=None, subset=None, columns=None, kn
     raise UserError(f"unknown benchmark {spec!r}: not a registered name ({known}), a folder, a file or a hub id")
 
 
-__all__ = ["BENCHMARKS", "Benchmark", "Sample", "decode_image", "encode_png", "image_format", "load_benchmark"]
+__all__ = ["BENCHMARKS", "Benchmark", "Sample", "decode_image", "image_format", "load_benchmark"]

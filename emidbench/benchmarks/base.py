@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from emidbench.common.errors import UserError
 from emidbench.common.hashing import content_hash
+from emidbench.common.images import decode_image
 
 
 @dataclass(frozen=True)
@@ -59,26 +59,3 @@ class Benchmark:
         if n is None:
             return self
         return Benchmark(self.name, self.samples[:n], {k: v[:n] for k, v in self.domains.items()}, self.source)
-
-
-def decode_image(data: bytes, where: str) -> Image.Image:
-    try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except UnidentifiedImageError:
-        raise UserError(f"{where}: image does not decode (not a known image format)") from None
-    except (OSError, ValueError) as e:
-        raise UserError(f"{where}: image does not decode ({e})") from None
-    return img.convert("RGB")
-
-
-def image_format(data: bytes) -> str:
-    """File extension for encoded image bytes ('png', 'jpg', ...)."""
-    fmt = (Image.open(io.BytesIO(data)).format or "png").lower()
-    return {"jpeg": "jpg"}.get(fmt, fmt)
-
-
-def encode_png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()

@@ -9,7 +9,7 @@ from pathlib import Path
 from emidbench.benchmarks.base import Benchmark, Sample
 from emidbench.benchmarks.columns import parse_columns, read_under, rows_to_samples
 from emidbench.common import hub
-from emidbench.common.errors import UserError, did_you_mean
+from emidbench.common.errors import UserError, did_you_mean, first_line
 
 # Known datasets: our name for the set, and the columns that differ from the defaults.
 KNOWN = {
@@ -57,12 +57,12 @@ def load_hf_dataset(
         raise
     except Exception as e:  # datasets raises many types for "not there"
         if local:
-            raise UserError(f"{where}: cannot load as a dataset ({type(e).__name__}: {_first_line(e)})") from None
+            raise UserError(f"{where}: cannot load as a dataset ({type(e).__name__}: {first_line(e, 200)})") from None
         if cache_only:
             raise hub.not_reachable(spec, repo_type="dataset", known=known, why=cache_only) from None
         if isinstance(e, datasets.exceptions.DatasetNotFoundError):
             raise UserError(f"{spec} is neither a local path nor a dataset on the Hugging Face hub"
-                            f"{did_you_mean(spec, known)} ({_first_line(e)})") from None
+                            f"{did_you_mean(spec, known)} ({first_line(e, 200)})") from None
         raise hub.not_reachable(spec, repo_type="dataset", known=known) from None
 
     if mapping["image"] in ds.column_names and isinstance(ds.features[mapping["image"]], datasets.Image):
@@ -153,6 +153,3 @@ def _flatten(row: dict) -> dict:
     # lmms-lab's caption may be a list of captions; the judge wants one text.
     return {k: ("\n".join(map(str, v)) if isinstance(v, list) and k != "image" else v) for k, v in row.items()}
 
-
-def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [""])[0][:200]

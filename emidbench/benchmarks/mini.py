@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from emidbench.benchmarks.base import Benchmark, Sample, encode_png
+from emidbench.benchmarks.base import Benchmark, Sample
+from emidbench.common.images import pil_png
 
 IMAGE_SIZE = 64
 COLORS = {"red": (215, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 215), "yellow": (230, 200, 30)}
@@ -212,7 +213,7 @@ def _samples(rng: np.random.Generator, domain: str, n_images: int, n_questions: 
     qid = first_qid
     for i in range(n_images):
         scene = random_scene(rng, domain)
-        png = encode_png(render(scene, rng))
+        png = pil_png(render(scene, rng))
         name = f"{domain}_{i:04d}.png"
         kinds = ("conv", "detail", "complex")[: per_image[i]]
         for kind, arg in questions_for(scene, rng, kinds):

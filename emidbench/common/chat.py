@@ -127,7 +127,7 @@ def _retry_after(headers) -> float | None:
 
 
 def data_url(image: bytes) -> str:
-    from emidbench.benchmarks.base import image_format
+    from emidbench.common.images import image_format
 
     fmt = image_format(image)
     mime = {"jpg": "jpeg"}.get(fmt, fmt)

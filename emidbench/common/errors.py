@@ -32,6 +32,8 @@ class UserError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
-class NotImplementedYet(UserError):
-    def __init__(self, what: str):
-        super().__init__(f"{what} is not implemented yet")
+def first_line(e: BaseException, limit: int = 300) -> str:
+    """A library's exception as one short line (its first line, or its type's name), for
+    a UserError or an item's recorded failure."""
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:limit]

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from emidbench.common import hub
-from emidbench.common.errors import UserError, did_you_mean
+from emidbench.common.errors import UserError, did_you_mean, first_line
 
 BIG_FILE = 64 * 2**20  # above this, weights are fingerprinted by sampled blocks, not read whole
 SAMPLE = 2**20
@@ -59,21 +59,22 @@ def _chain(e: BaseException):
         e = e.__cause__ or e.__context__
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__)[:300]
-
-
 @contextlib.contextmanager
-def _quiet_loading():
-    """No tqdm bars from transformers while loading (they would tear the rich progress bar)."""
+def quiet_loading(warnings: bool = False):
+    """No tqdm bars from transformers while loading (they would tear the rich progress
+    bar); with warnings=True also no load reports or warnings (a caller that checks what
+    loaded itself and says it in one clear line)."""
     from transformers.utils import logging as hf_logging
 
     was_disabled = hf_logging.is_progress_bar_enabled() is False
+    level = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
+    if warnings:
+        hf_logging.set_verbosity_error()
     try:
         yield
     finally:
+        hf_logging.set_verbosity(level)
         if not was_disabled:
             hf_logging.enable_progress_bar()
 
@@ -91,15 +92,15 @@ def load_pretrained(loader, model_id: str, what: str, **kwargs):
     if cache_only:
         kwargs = {**kwargs, "local_files_only": True}
     try:
-        with _quiet_loading():
+        with quiet_loading():
             return loader.from_pretrained(str(Path(model_id).expanduser()) if local else model_id, **kwargs)
     except ValueError as e:
         if "Unrecognized" in str(e):
-            raise UserError(f"{model_id} is not {what} ({_first_line(e)})") from None
-        raise UserError(f"cannot load {what} from {model_id}: {_first_line(e)}") from None
+            raise UserError(f"{model_id} is not {what} ({first_line(e)})") from None
+        raise UserError(f"cannot load {what} from {model_id}: {first_line(e)}") from None
     except OSError as e:
         if local:
-            raise UserError(f"cannot load {what} from {model_id}: {_first_line(e)}") from None
+            raise UserError(f"cannot load {what} from {model_id}: {first_line(e)}") from None
         if cache_only:  # offline: the cache lacks it (or a file of it)
             raise hub.not_reachable(model_id, known=known, why=cache_only) from None
         names = {type(c).__name__ for c in _chain(e)}
@@ -110,7 +111,7 @@ def load_pretrained(loader, model_id: str, what: str, **kwargs):
             raise UserError(f"{model_id} is neither a local folder nor a model on the Hugging Face hub"
                             f"{did_you_mean(model_id, known)} (private? log in with `hf auth login`)") from None
         if "EntryNotFoundError" in names and "LocalEntryNotFoundError" not in names:
-            raise UserError(f"cannot load {what} from {model_id}: {_first_line(e)}") from None
+            raise UserError(f"cannot load {what} from {model_id}: {first_line(e)}") from None
         raise hub.not_reachable(model_id, known=known) from None
 
 

@@ -184,4 +184,6 @@ def csv_text(rows: list[dict], columns: list[str]) -> str:
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    atomic_write_text(Path(path), csv_text(rows, columns))
+    """Atomically, and only when the bytes change: rewriting the same table leaves the file
+    as it was (mtime included), so a resumed run that changes nothing touches nothing."""
+    write_if_changed(Path(path), csv_text(rows, columns).encode("utf-8"))

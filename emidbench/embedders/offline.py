@@ -49,7 +49,7 @@ class OfflineEmbedder:
         return {"dim": self.dim, "proxy": True}
 
     def embed_images(self, images: list[bytes]) -> np.ndarray:
-        from emidbench.benchmarks.base import decode_image
+        from emidbench.common.images import decode_image
 
         feats = np.zeros((len(images), _N_FEATURES))
         for i, data in enumerate(images):

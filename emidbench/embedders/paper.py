@@ -18,7 +18,6 @@ Every row is L2-normalised, in float32 as the reference does it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 
 import numpy as np
@@ -48,7 +47,7 @@ class PaperEmbedder:
         embeds images only; it should not need, or download, an XLM-R)."""
         from transformers import AutoConfig
 
-        from emidbench.common.hf import load_pretrained, resolve_model
+        from emidbench.common.hf import load_pretrained, quiet_loading, resolve_model
 
         self.vision_id = vision_encoder or VISION
         self.text_id = text_encoder or TEXT
@@ -60,7 +59,7 @@ class PaperEmbedder:
         self.batch_size = batch_size
         self.text_batch_size = text_batch_size
         self._loaded = False
-        with _quiet():
+        with quiet_loading(warnings=True):
             vcfg = load_pretrained(AutoConfig, self._vision_src, "a CLIP checkpoint")
             tcfg = None if images_only else load_pretrained(AutoConfig, self._text_src, "an XLM-R checkpoint")
         if vcfg.model_type not in ("clip", "clip_vision_model"):
@@ -87,10 +86,10 @@ class PaperEmbedder:
         import torch
         from transformers import AutoImageProcessor, CLIPVisionModel
 
-        from emidbench.common.hf import load_pretrained, pick_device
+        from emidbench.common.hf import load_pretrained, pick_device, quiet_loading
 
         self.device = pick_device(self.device_option)
-        with _quiet():
+        with quiet_loading(warnings=True):
             self.image_processor = load_pretrained(AutoImageProcessor, self._vision_src, "a CLIP image processor")
             vision, info = load_pretrained(CLIPVisionModel, self._vision_src, "a CLIP vision model",
                                            dtype=torch.float32, output_loading_info=True)
@@ -104,9 +103,9 @@ class PaperEmbedder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from emidbench.common.hf import load_pretrained
+        from emidbench.common.hf import load_pretrained, quiet_loading
 
-        with _quiet():
+        with quiet_loading(warnings=True):
             self.tokenizer = load_pretrained(AutoTokenizer, self._text_src, "an XLM-R tokenizer")
             text_model, info = load_pretrained(AutoModel, self._text_src, "an XLM-R model", dtype=torch.float32,
                                                output_loading_info=True)
@@ -133,7 +132,7 @@ class PaperEmbedder:
         import torch
         import torch.nn.functional as F
 
-        from emidbench.benchmarks.base import decode_image
+        from emidbench.common.images import decode_image
 
         out = [np.zeros((0, self.dim), np.float32)]
         for start in range(0, len(images), self.batch_size):
@@ -170,19 +169,6 @@ class PaperEmbedder:
                 z = F.normalize(summed / mask[:, 1:, :].sum(dim=1).clamp(min=1), p=2, dim=-1)
             result[idx] = z.float().cpu().numpy()
         return result
-
-
-@contextlib.contextmanager
-def _quiet():
-    """No load reports / warnings from transformers while loading (one clear error instead)."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
 
 
 def _check_loaded(model_id: str, info: dict, prefix: str) -> None:

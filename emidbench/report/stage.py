@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emidbench.common.errors import UserError
-from emidbench.common.io import csv_text, read_json, write_if_changed
+from emidbench.common.io import read_json, write_csv
 from emidbench.report import plots
 from emidbench.report.correlations import CORR_COLUMNS, correlations
 from emidbench.report.tables import (
@@ -96,13 +96,6 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
     if console:
         console.print(f"report written to {top}", highlight=False)
     return out
-
-
-def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    """The score stage's CSV format (exact floats, empty cells for missing values),
-    written only when the bytes change: rerunning the report on the same scores leaves
-    every file as it was (mtime included), so a resumed `emidbench run` changes nothing."""
-    write_if_changed(Path(path), csv_text(rows, columns).encode("utf-8"))
 
 
 def _draw(path: Path, draw) -> bool:

@@ -15,11 +15,11 @@ from emidbench.shift.split import natural_split, pixel_embedder
 from emidbench.shift.stage import print_plan, run_shift
 from emidbench.shift.suites import ScenarioPlan, Suite, list_suites, load_suite, plan_scenarios
 from emidbench.shift.translate import Translator
-from emidbench.shift.visual import CORRUPTIONS, corrupt_image, encode_png
+from emidbench.shift.visual import CORRUPTIONS, corrupt_image, fast_png
 
 __all__ = [
     "run_shift", "plan_scenarios", "print_plan", "list_suites", "load_suite", "ScenarioPlan", "Suite",
-    "CORRUPTIONS", "corrupt_image", "encode_png", "natural_split", "pixel_embedder", "Translator",
+    "CORRUPTIONS", "corrupt_image", "fast_png", "natural_split", "pixel_embedder", "Translator",
     "PERTURBATIONS", "perturb_text",
 ]
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from emidbench.benchmarks.base import Sample, decode_image
+from emidbench.benchmarks.base import Sample
+from emidbench.common.images import decode_image
 from emidbench.common.errors import UserError
 
 PIXEL = "pixel"

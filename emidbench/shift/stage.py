@@ -14,7 +14,7 @@ imports, WordNet lookups: most of their cost) on another. With N > 1, N-1 spawne
 processes also corrupt, encode and store images (grouped by source image, decoded once)
 and this process joins in; only image names travel back.
 
-Images are stored as PNG (lossless) with visual.encode_png, ~3x faster than Pillow's
+Images are stored as PNG (lossless) with visual.fast_png, ~3x faster than Pillow's
 fastest setting at the same size: encoding was most of this stage's cost.
 
 Resume. Three hidden bookkeeping files in RUN/shifts/ (not deterministic in their line
@@ -41,7 +41,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from emidbench.benchmarks.base import Benchmark, Sample, decode_image, image_format
+from emidbench.benchmarks.base import Benchmark, Sample
+from emidbench.common.images import decode_image, image_format
 from emidbench.common.errors import UserError
 from emidbench.common.hashing import content_hash, derive_seed
 from emidbench.common.io import JsonlAppender, atomic_write_json, iter_jsonl, jsonl_line, read_json, write_if_changed
@@ -49,7 +50,7 @@ from emidbench.rundir import RunDir
 from emidbench.rundir.manifest import Manifest, ScenarioEntry
 from emidbench.shift.suites import ENGLISH, ScenarioPlan, Suite, load_suite, plan_scenarios
 from emidbench.shift.translate import SUFFIX, Translator, parse_translator
-from emidbench.shift.visual import MIN_SIDE, PNG_ENCODER, corrupt_image, encode_png
+from emidbench.shift.visual import MIN_SIDE, PNG_ENCODER, corrupt_image, fast_png
 
 IMAGE_INDEX = ".images.jsonl"
 PROGRESS = ".progress.json"
@@ -89,7 +90,7 @@ def corrupt_and_store(images_root: str, data: bytes, jobs: list[tuple[str, int, 
 
 
 def _store_png(run: RunDir, arr) -> str:
-    return run.put_image(encode_png(arr), "png")
+    return run.put_image(fast_png(arr), "png")
 
 
 class _ImageIndex:

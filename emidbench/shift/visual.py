@@ -108,7 +108,7 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(data, zlib.crc32(kind)).to_bytes(4, "big")
 
 
-def encode_png(arr: np.ndarray) -> bytes:
+def fast_png(arr: np.ndarray) -> bytes:
     """Lossless 8-bit RGB PNG, about 3x faster than Pillow's compress_level=1 at the same
     size on photographs (and 9x faster than its default level, 10% larger).
 

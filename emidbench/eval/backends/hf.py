@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emidbench.common.errors import UserError
+from emidbench.common.errors import UserError, first_line
 from emidbench.common.hf import (
     bundled_names,
     load_pretrained,
@@ -102,7 +102,7 @@ class HFBackend:
         except Exception as e:  # one bad item (or memory) must not fail the batch: retry one by one
             if len(ok) == 1:
                 texts = [None]
-                results[ok[0]] = Result("", prompts[ok[0]], f"{type(e).__name__}: {_first_line(e)}")
+                results[ok[0]] = Result("", prompts[ok[0]], f"{type(e).__name__}: {first_line(e)}")
             else:
                 self._free_memory()
                 return [results[i] or self.answer([requests[i]])[0] for i in range(len(requests))]
