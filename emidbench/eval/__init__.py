@@ -2,11 +2,12 @@
 
     stage.py     run_eval: requests, resume, batching, progress, the run record
     cache.py     the content-addressed response cache (RUN/cache/responses/)
-    sharding.py  torchrun / accelerate ranks, shard files, merging answer files
+    sharding.py  torchrun / accelerate ranks and their shard files (the answer-record
+                 format and merge_answers are rundir.answers)
     importer.py  import_responses: released answer files -> RUN/responses/
     backends/    hf (transformers), openai (HTTP), vllm; registry BACKENDS
 
-`python -m emidbench.eval RUN --model M ...` runs the stage alone (e.g. under torchrun).
+Under torchrun or accelerate launch: `torchrun --nproc_per_node=N -m emidbench eval RUN --model M`.
 """
 
 from emidbench.eval.importer import ImportSummary, import_responses
