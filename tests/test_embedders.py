@@ -11,13 +11,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from emidbench.assets import clip_image_processor
-from tests.helpers import photo_like
 from PIL import Image, ImageFilter
 
+from emidbench.assets import clip_image_processor
 from emidbench.common.errors import UserError
 from emidbench.embedders import EMBEDDERS, make_embedder
 from emidbench.embedders.cache import EmbeddingCache
+from tests.helpers import photo_like
 
 WORDS = ("the a cat dog sat on mat is red blue what color two three image picture shows left right "
          "describe in detail there are of and with").split()
@@ -262,8 +262,7 @@ def test_offline_images_any_format_and_shift_sensitive():
 
 def test_offline_embedder_is_deterministic_across_processes():
     code = ("import numpy as np; from emidbench.embedders import make_embedder; e = make_embedder('offline');"
-            "from emidbench.assets import clip_image_processor
-from tests.helpers import photo_like;"
+            "from tests.helpers import photo_like;"
             f"z = np.concatenate([e.embed_texts({MANY_SCRIPTS!r}), e.embed_images([photo_like(0)])]);"
             "import sys; sys.stdout.write(z.tobytes().hex())")
     outs = []

@@ -12,7 +12,6 @@ import shutil
 
 import numpy as np
 import pytest
-from tests.helpers import photo_like
 from PIL import Image, ImageFilter
 from rich.console import Console
 
@@ -21,6 +20,7 @@ from emidbench.rundir import RunDir
 from emidbench.rundir.manifest import Manifest, ScenarioEntry, ShiftSpec
 from emidbench.score import run_score
 from emidbench.score.stage import METRIC_COLUMNS
+from tests.helpers import photo_like
 
 CATS = ("conv", "detail", "complex")
 QUESTIONS = {"conv": "What color is the largest object in the image?",
