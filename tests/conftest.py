@@ -12,9 +12,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# LLaVA-1.5's conversation format, as a chat template (what llava-hf checkpoints ship).
-from emidbench.assets.tiny_llava import CHAT_TEMPLATE as LLAVA_CHAT_TEMPLATE  # noqa: E402
-
 TINY_WORDS = (
     "user assistant : ? . , a the is are in of on what how many color shape shapes image picture describe "
     "detail there one two three red green blue yellow circle square triangle left right top bottom part "
