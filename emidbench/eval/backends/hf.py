@@ -1,20 +1,39 @@
-"""Backend `hf`: any image-text-to-text model transformers loads (LLaVA-1.5/NeXT,
-Qwen2-VL, Idefics, SmolVLM, the bundled tiny-llava, your checkpoint) through
-AutoProcessor + AutoModelForImageTextToText and the processor's own chat template.
+"""Backend `hf`: any image-text-to-text model transformers loads (LLaVA-1.5/NeXT/OneVision,
+Qwen2/2.5/3-VL, Idefics3, SmolVLM, Gemma 3, PaliGemma, Mllama, InternVL, Mistral3, Pixtral,
+Aya Vision, the bundled tiny-llava, your checkpoint) through AutoProcessor +
+AutoModelForImageTextToText and the processor's own chat template.
 
-Batched greedy generation with left padding (a batch gives the answers batch size 1
-gives). The processor and config load at once (they decide the prompt and the cache
-key); the weights load on the first batch, so a rerun answered from the cache never
-loads them. Loading, device and dtype helpers are in `emidbench.common.hf`.
+Tokenisation is transformers' own `processor.apply_chat_template(..., tokenize=True)`:
+the template is rendered to text, then the processor tokenises it with
+`add_special_tokens=False` when the rendering already starts with BOS (Gemma 3, Mllama,
+Idefics3, SmolVLM, Mistral3, Pixtral, Aya Vision) — exactly one BOS, never two — and
+images go in nested, one list per prompt (`[[img], [img], ...]`), which every
+processor reads as one image per sample.
+
+Batched greedy generation with left padding. In float32 a batch gives the answers batch
+size 1 gives (tested for every family). In bfloat16/float16 a padded batch runs other
+kernels and can change a rare near-tie greedy step, so the batch size is part of the
+response-cache identity there (see the README, eval).
+
+An item that fails inside a batch (a processor error, an image the model cannot take,
+memory) sends the batch to be redone one item at a time: the items that then succeed are
+answered, the one that fails is that item's recorded failure, and every fallback is
+counted with its reason (`fallbacks`: eval summary and eval.json).
+
+The processor and config load at once (they decide the prompt and the cache key); the
+weights load on the first batch, so a rerun answered from the cache never loads them.
+Loading, device and dtype helpers are in `emidbench.common.hf`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from emidbench.common.errors import UserError
 from emidbench.common.hf import (
     bundled_names,
+    first_line,
     load_pretrained,
     pick_device,
     pick_dtype,
@@ -22,36 +41,58 @@ from emidbench.common.hf import (
     weights_fingerprint,
 )
 from emidbench.eval.backends import BACKENDS, Request, Result
+from emidbench.eval.options import EvalOptions
+
+# Families whose hub checkpoints ship no chat template: the documented plain prompt. The
+# processor itself adds what the family's prompt format needs around it (PaliGemma: the
+# image tokens, BOS and the "\n" that ends the prefix).
+PLAIN_PROMPTS = {
+    "paligemma": "the question as-is (with --system-prompt: the system text, a blank line, the question)",
+}
+# Model types transformers knows but cannot run as image-text-to-text: one line, exit 2.
+UNSUPPORTED = {
+    "phi4_multimodal": "transformers has no image-text-to-text class for Phi-4-multimodal (Phi4MultimodalForCausalLM "
+                       "takes its images through the audio+vision processor only); serve it with vLLM "
+                       "(--backend vllm) or an OpenAI-compatible server (--backend openai)",
+}
+ATTN_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "eager")
 
 
 @BACKENDS.register("hf", "transformers: AutoProcessor + AutoModelForImageTextToText, batched greedy")
 class HFBackend:
-    def __init__(self, model: str, batch_size: int = 8, max_new_tokens: int = 128, temperature: float = 0.0,
-                 dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False, **_):
+    takes_prompts = True  # answer(requests, prompts): the stage's renderings, not rendered twice
+
+    def __init__(self, model: str, options: EvalOptions):
         from transformers import AutoConfig, AutoProcessor
         from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
         self.model_id = model
+        self.options = options
         self.path = resolve_model(model)
         if self.path == model and model in bundled_names() and not Path(model).exists():
             raise UserError(f"the bundled model {model!r} is not in this installation (emidbench/assets/); "
                             "build it with scripts/train_tiny_llava.py, or pass a model path or hub id")
-        self.trust_remote_code = trust_remote_code
-        remote = {"trust_remote_code": True} if trust_remote_code else {}
+        self.trust_remote_code = options.trust_remote_code
+        remote = {"trust_remote_code": True} if self.trust_remote_code else {}
         config = load_pretrained(AutoConfig, self.path, "a model config", **remote)
-        model_type = getattr(config, "model_type", None)
-        custom = trust_remote_code and bool(getattr(config, "auto_map", None))
-        if model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES and not custom:
-            raise UserError(f"{model} is not an image-text-to-text model (model type {model_type!r}); the hf "
+        self.model_type = getattr(config, "model_type", None)
+        if self.model_type in UNSUPPORTED:
+            raise UserError(f"{model}: {UNSUPPORTED[self.model_type]}")
+        custom = self.trust_remote_code and bool(getattr(config, "auto_map", None))
+        if self.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES and not custom:
+            raise UserError(f"{model} is not an image-text-to-text model (model type {self.model_type!r}); the hf "
                             "backend runs what AutoModelForImageTextToText loads: LLaVA, LLaVA-NeXT, Qwen2-VL, "
                             "Idefics, SmolVLM, ...")
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
-        self.batch_size = max(1, int(batch_size))
-        self.max_new_tokens = max_new_tokens
-        self.temperature = temperature
+        self.device_map = options.device_map
+        self.device = pick_device(options.device) if self.device_map is None else "auto"
+        self.dtype = pick_dtype(options.dtype, "cuda" if self.device_map else self.device)
+        self.attn_implementation = options.attn_implementation
+        self.batch_size = options.batch_size
+        self.max_new_tokens = options.max_new_tokens
+        self.temperature = options.temperature
         self.processor = load_pretrained(AutoProcessor, self.path, "a processor", **remote)
-        if getattr(self.processor, "chat_template", None) is None:
+        self.plain_prompt = getattr(self.processor, "chat_template", None) is None
+        if self.plain_prompt and self.model_type not in PLAIN_PROMPTS:
             raise UserError(f"{model}: its processor has no chat template; emidbench prompts a model only "
                             "through its own template (add one to the checkpoint's processor)")
         self.tokenizer = getattr(self.processor, "tokenizer", None)
@@ -66,29 +107,69 @@ class HFBackend:
             self.source = f"local:{weights_fingerprint(local)}"
         else:
             self.source = f"{self.path}@{getattr(config, '_commit_hash', None) or 'unknown-revision'}"
-        dtype_name = str(self.dtype).replace("torch.", "")
-        self.identity = f"hf:{self.source}:{dtype_name}"
+        self.dtype_name = str(self.dtype).replace("torch.", "")
+        self.identity = f"hf:{self.source}:{self.dtype_name}"
+        if self.dtype_name != "float32":
+            # half precision: a padded batch can change a near-tie greedy step (README, eval)
+            self.identity += f":batch{self.batch_size}"
+        if self.attn_implementation:
+            self.identity += f":{self.attn_implementation}"
+        self.fallbacks: Counter = Counter()  # reason -> items redone alone
+        self.system_folded = False  # the template refused a system message: folded into the user turn
         self._model = None
 
     # --------------------------------------------------------------- the protocol
 
     def record(self) -> dict:
-        return {"resolved": str(self.path), "source": self.source, "device": self.device,
-                "dtype": str(self.dtype).replace("torch.", ""), "batch_size": self.batch_size,
-                "trust_remote_code": self.trust_remote_code}
+        rec = {"resolved": str(self.path), "source": self.source, "device": self.device, "dtype": self.dtype_name,
+               "batch_size": self.batch_size, "trust_remote_code": self.trust_remote_code,
+               "device_map": self.device_map, "attn_implementation": self.attn_implementation,
+               "group_by_length": self.options.group_by_length}
+        if self.plain_prompt:
+            rec["prompt_format"] = f"plain ({self.model_type}: {PLAIN_PROMPTS[self.model_type]})"
+        if self.system_folded:
+            rec["system_prompt_placement"] = ("folded into the user turn (the chat template refuses a system "
+                                              "message beside an image)")
+        return rec
 
     def prompt(self, req: Request) -> str:
-        messages = []
-        if req.system_prompt:
-            messages.append({"role": "system", "content": [{"type": "text", "text": req.system_prompt}]})
-        messages.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": req.question}]})
+        """The exact text the processor tokenises. Raises for an item whose template fails
+        (the stage records that item as failed)."""
+        if self.plain_prompt:
+            return f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
+        if req.system_prompt and not self.system_folded:
+            messages = [{"role": "system", "content": [{"type": "text", "text": req.system_prompt}]},
+                        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": req.question}]}]
+            try:
+                return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+            except Exception as e:
+                if "system" not in str(e).lower():
+                    raise
+                # Mllama's template: "Prompting with images is incompatible with system messages".
+                self.system_folded = True
+        question = f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
         return self.processor.apply_chat_template(messages, add_generation_prompt=True)
 
-    def answer(self, requests: list[Request]) -> list[Result]:
+    def order_key(self, req: Request, prompt: str):
+        """Requests of similar shape batch with less padding: (image pixels, prompt tokens).
+        Used by the stage within a scenario when group_by_length is on."""
+        import io
+
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(req.image)) as im:
+                pixels = im.size[0] * im.size[1]
+        except Exception:
+            pixels = 0
+        return pixels, len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+    def answer(self, requests: list[Request], prompts: list[str] | None = None) -> list[Result]:
         from emidbench.benchmarks.base import decode_image
 
         self.load()
-        prompts = [self.prompt(r) for r in requests]
+        prompts = prompts or [self.prompt(r) for r in requests]
         results: list[Result | None] = [None] * len(requests)
         images = {}
         for i, r in enumerate(requests):
@@ -97,18 +178,23 @@ class HFBackend:
             except UserError as e:
                 results[i] = Result("", prompts[i], str(e))
         ok = [i for i in range(len(requests)) if results[i] is None]
+        if not ok:
+            return results
         try:
-            texts = self._generate([images[i] for i in ok], [prompts[i] for i in ok]) if ok else []
-        except Exception as e:  # one bad item (or memory) must not fail the batch: retry one by one
+            texts = self._generate([images[i] for i in ok], [prompts[i] for i in ok])
+        except Exception as e:
+            reason = f"{type(e).__name__}: {first_line(e)}"
             if len(ok) == 1:
-                texts = [None]
-                results[ok[0]] = Result("", prompts[ok[0]], f"{type(e).__name__}: {_first_line(e)}")
-            else:
-                self._free_memory()
-                return [results[i] or self.answer([requests[i]])[0] for i in range(len(requests))]
+                results[ok[0]] = Result("", prompts[ok[0]], reason)
+                return results
+            # one bad item (or memory) must not fail the batch: each item alone, counted
+            self.fallbacks[reason] += len(ok)
+            self._free_memory()
+            for i in ok:
+                results[i] = self.answer([requests[i]], [prompts[i]])[0]
+            return results
         for i, text in zip(ok, texts):
-            if text is not None:
-                results[i] = Result(text, prompts[i])
+            results[i] = Result(text, prompts[i])
         return results
 
     # --------------------------------------------------------------- internals
@@ -120,17 +206,37 @@ class HFBackend:
         import torch
         from transformers import AutoModelForImageTextToText
 
-        remote = {"trust_remote_code": True} if self.trust_remote_code else {}
+        kwargs = {"trust_remote_code": True} if self.trust_remote_code else {}
+        if self.attn_implementation:
+            kwargs["attn_implementation"] = self.attn_implementation
+        if self.device_map:
+            try:
+                import accelerate  # noqa: F401
+            except ImportError:
+                raise UserError("--device-map needs accelerate: pip install 'emidbench[gpu]' (or pip install "
+                                "accelerate)") from None
+            kwargs["device_map"] = self.device_map
         model = load_pretrained(AutoModelForImageTextToText, self.path, "an image-text-to-text model",
-                                dtype=self.dtype, **remote)
-        self._model = model.to(self.device).eval()
+                                dtype=self.dtype, **kwargs)
+        self._model = (model if self.device_map else model.to(self.device)).eval()
+        if self.device_map:  # inputs go where the embeddings are
+            self.device = str(model.get_input_embeddings().weight.device)
         torch.manual_seed(0)  # only matters with --temperature > 0
+
+    def encode(self, images: list, prompts: list[str]):
+        """What the model is fed: the processor's tokenisation as apply_chat_template(tokenize=True)
+        does it — no special tokens added to a rendering that starts with BOS already."""
+        bos = self.tokenizer.bos_token
+        starts = {bool(bos) and p.startswith(bos) for p in prompts}
+        if len(starts) > 1:  # never from one template; a batch with both would tokenise half wrong
+            raise ValueError("prompts disagree on whether they start with BOS")
+        extra = {"add_special_tokens": False} if starts == {True} else {}
+        return self.processor(images=[[im] for im in images], text=prompts, padding=True, return_tensors="pt", **extra)
 
     def _generate(self, images: list, prompts: list[str]) -> list[str]:
         import torch
 
-        enc = self.processor(images=images, text=prompts, padding=True, return_tensors="pt")
-        enc = enc.to(self.device, dtype=self.dtype)
+        enc = self.encode(images, prompts).to(self.device, dtype=self.dtype)
         kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": self.temperature > 0}
         if self.temperature > 0:
             kwargs["temperature"] = self.temperature

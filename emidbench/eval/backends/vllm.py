@@ -21,8 +21,9 @@ from emidbench.eval.backends import BACKENDS, Request, Result
 class VLLMBackend:
     shardable = False  # vLLM parallelises itself; torchrun ranks would each start an engine
 
-    def __init__(self, model: str, max_new_tokens: int = 128, temperature: float = 0.0, batch_size: int = 8,
-                 dtype: str = "auto", trust_remote_code: bool = False, tensor_parallel_size: int | None = None, **_):
+    def __init__(self, model: str, options):
+        max_new_tokens, temperature, batch_size = options.max_new_tokens, options.temperature, options.batch_size
+        dtype, trust_remote_code, tensor_parallel_size = options.dtype, options.trust_remote_code, options.tensor_parallel_size
         try:
             from vllm import SamplingParams
         except ImportError:
