@@ -58,6 +58,35 @@ UNSUPPORTED = {
 ATTN_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "eager")
 
 
+class PromptRenderer:
+    """The prompt a request becomes: the processor's chat template (system message, then a
+    user turn with the image and the question), or the family's plain prompt. A template
+    that refuses a system message beside an image (Mllama) gets the system text at the
+    start of the user turn instead, from then on (`system_folded`, recorded)."""
+
+    def __init__(self, processor, plain: bool = False):
+        self.processor = processor
+        self.plain = plain
+        self.system_folded = False
+
+    def render(self, req: Request) -> str:
+        if self.plain:
+            return f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
+        if req.system_prompt and not self.system_folded:
+            messages = [{"role": "system", "content": [{"type": "text", "text": req.system_prompt}]},
+                        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": req.question}]}]
+            try:
+                return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+            except Exception as e:
+                if "system" not in str(e).lower():
+                    raise
+                # Mllama's template: "Prompting with images is incompatible with system messages".
+                self.system_folded = True
+        question = f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+
+
 @BACKENDS.register("hf", "transformers: AutoProcessor + AutoModelForImageTextToText, batched greedy")
 class HFBackend:
     takes_prompts = True  # answer(requests, prompts): the stage's renderings, not rendered twice
@@ -115,7 +144,7 @@ class HFBackend:
         if self.attn_implementation:
             self.identity += f":{self.attn_implementation}"
         self.fallbacks: Counter = Counter()  # reason -> items redone alone
-        self.system_folded = False  # the template refused a system message: folded into the user turn
+        self.renderer = PromptRenderer(self.processor, plain=self.plain_prompt)
         self._model = None
 
     # --------------------------------------------------------------- the protocol
@@ -132,24 +161,14 @@ class HFBackend:
                                               "message beside an image)")
         return rec
 
+    @property
+    def system_folded(self) -> bool:
+        return self.renderer.system_folded
+
     def prompt(self, req: Request) -> str:
         """The exact text the processor tokenises. Raises for an item whose template fails
         (the stage records that item as failed)."""
-        if self.plain_prompt:
-            return f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
-        if req.system_prompt and not self.system_folded:
-            messages = [{"role": "system", "content": [{"type": "text", "text": req.system_prompt}]},
-                        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": req.question}]}]
-            try:
-                return self.processor.apply_chat_template(messages, add_generation_prompt=True)
-            except Exception as e:
-                if "system" not in str(e).lower():
-                    raise
-                # Mllama's template: "Prompting with images is incompatible with system messages".
-                self.system_folded = True
-        question = f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        return self.renderer.render(req)
 
     def order_key(self, req: Request, prompt: str):
         """Requests of similar shape batch with less padding: (image pixels, prompt tokens).
