@@ -131,6 +131,10 @@ def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
             raise UserError(f"{where}: {key(k)}: {e}") from None
         except TypeError:  # `batch_size: eight`: the stage would fail the same way, later
             raise UserError(f"{where}: {key(k)}: expected a number, not {v!r}") from None
+    try:  # and together (options that exclude each other)
+        EvalOptions.from_mapping(opts).check()
+    except UserError as e:
+        raise UserError(f"{where}: models[{i}]: {e}") from None
 
 
 def _check_score(opts: dict, where: str) -> None:
