@@ -203,6 +203,7 @@ def test_device_map_auto_gives_the_same_answers(family_dir, make_run, tmp_path):
     assert ({q: r["text"] for q, r in _texts(run, "a").items()} == {q: r["text"] for q, r in _texts(run, "b").items()})
     record = json.loads((RunDir(run).responses_dir("a") / "eval.json").read_text())
     assert record["options"]["device_map"] == "auto"
+    assert record["options"]["dtype"] == "float32" and record["options"]["device"] == "cpu"  # no GPU here
 
 
 def test_half_precision_keys_the_cache_by_batch_size(family_dir):

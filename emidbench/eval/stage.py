@@ -5,7 +5,10 @@
         metadata: scenario, backend, request_key, max_new_tokens, temperature,
         system_prompt (+ error for a failed item)
     RUN/responses/<model>/eval.json          the run record: model, backend, identity,
-                                             generation settings, backend options (no key)
+                                             generation settings, backend options (no key),
+                                             every eval option, and last_run: how many items
+                                             failed and how many a failed batch made the
+                                             backend redo one at a time (with the reasons)
     RUN/cache/responses/                     the response cache (see cache.py)
 
 Resume. Answers are appended and fsynced one batch at a time, so a process killed at any
@@ -145,7 +148,8 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
                               keep=lambda rec, q, k=keys[sc]: (not is_failed(rec) and (rec.get("metadata") or {})
                                                                .get("request_key") == k[q["question_id"]]))
             record = {"model": model, "model_ref": ref, "name": slug, "backend": backend, "identity": engine.identity,
-                      "generation": settings, "options": _public(engine.record())}
+                      "generation": settings, "options": _public(engine.record()),
+                      "eval_options": _public(options.public())}
             atomic_write_json(out_dir / "eval.json", record)
         dist.barrier()  # every rank reads the compacted files; nobody appends before that
 

@@ -114,7 +114,12 @@ class HFBackend:
                             "Idefics, SmolVLM, ...")
         self.device_map = options.device_map
         self.device = pick_device(options.device) if self.device_map is None else "auto"
-        self.dtype = pick_dtype(options.dtype, "cuda" if self.device_map else self.device)
+        if self.device_map:  # the weights go to the GPUs when there are any: their dtype default
+            import torch
+
+            self.dtype = pick_dtype(options.dtype, "cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            self.dtype = pick_dtype(options.dtype, self.device)
         self.attn_implementation = options.attn_implementation
         self.batch_size = options.batch_size
         self.max_new_tokens = options.max_new_tokens
