@@ -5,7 +5,7 @@ image/video processor) with tiny sizes, a word-level tokenizer that carries the 
 special tokens (BOS/EOS, image placeholders, turn markers) and a chat template in the
 family's own conversation format — including whether it writes BOS itself (Gemma 3,
 Mllama, Idefics3, SmolVLM, Mistral3, Pixtral, Aya Vision) or leaves it to the tokenizer
-(LLaVA, LLaVA-NeXT) or has none (the Qwen family, InternVL). `build(name, path)` saves
+(LLaVA, LLaVA-NeXT) or has none (the Qwen family, InternVL, Phi-4-multimodal). `build(name, path)` saves
 model and processor with save_pretrained, so the eval stage loads them back exactly like a
 hub checkpoint.
 
@@ -159,6 +159,11 @@ FAMILIES = {f.name: f for f in [
     Family("mistral3", "mistral3", "<s>", True, "</s>", "<pad>", MISTRAL_SPECIALS, MISTRAL_TEMPLATE, {},
            "torchvision"),
     Family("pixtral", "llava", "<s>", True, "</s>", "<pad>", MISTRAL_SPECIALS, MISTRAL_TEMPLATE, {}, "torchvision"),
+    Family("phi4_multimodal", "phi4_multimodal", "<|endoftext|>", False, "<|end|>", "<|endoftext|>",
+           ["<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|image|>", "<|audio|>"],
+           chat_template(bos=False, user=("<|user|>", "<|end|>"), assistant=("<|assistant|>", "<|end|>"),
+                         generation="<|assistant|>", image="<|image|>", system=("<|system|>", "<|end|>")),
+           {"image_token": "<|image|>", "audio_token": "<|audio|>"}, "torchvision"),
     Family("aya_vision", "aya_vision", "<BOS_TOKEN>", True, "<|END_OF_TURN_TOKEN|>", "<PAD>",
            ["<PAD>", "<UNK>", "<BOS_TOKEN>", "<EOS_TOKEN>", "<|START_OF_TURN_TOKEN|>", "<|END_OF_TURN_TOKEN|>",
             "<|USER_TOKEN|>", "<|CHATBOT_TOKEN|>", "<|SYSTEM_TOKEN|>", "<image>", "<|START_OF_IMG|>",
@@ -381,6 +386,23 @@ def build_parts(name: str):
                                 text_config=text.to_dict(), image_token_index=tid("<|IMG_PATCH|>"), downsample_factor=2,
                                 vision_feature_select_strategy="full", vision_feature_layer=-1)
         model = T.AyaVisionForConditionalGeneration(cfg)
+    elif name == "phi4_multimodal":
+        # The processor counts image tokens for 448-px crops of 14-px patches (a fixed 256 + 16
+        # per image), so the vision tower keeps those sizes; only its width and depth are tiny.
+        ip = _ip("Phi4MultimodalImageProcessor")(dynamic_hd=1)
+        proc = T.Phi4MultimodalProcessor(image_processor=ip, audio_processor=T.Phi4MultimodalFeatureExtractor(),
+                                         tokenizer=tok)
+        proc.chat_template = None  # as on the hub: the template is the tokenizer's (tokenizer_config)
+        vision = T.Phi4MultimodalVisionConfig(hidden_size=V, intermediate_size=2 * V, num_hidden_layers=2,
+                                              num_attention_heads=2, image_size=448, patch_size=14, crop_size=448,
+                                              image_token_id=tid("<|image|>"))
+        audio = T.Phi4MultimodalAudioConfig(hidden_size=V, intermediate_size=2 * V, num_blocks=1, num_attention_heads=2,
+                                            ext_pw_out_channel=V, depthwise_separable_out_channel=V,
+                                            nemo_conv_channels=V, audio_token_id=tid("<|audio|>"))
+        kw = _text_kw(tok)
+        cfg = T.Phi4MultimodalConfig(**kw, original_max_position_embeddings=kw["max_position_embeddings"],
+                                     vision_config=vision.to_dict(), audio_config=audio.to_dict())
+        model = T.Phi4MultimodalForCausalLM(cfg)
     else:
         raise KeyError(name)
     gen = model.generation_config

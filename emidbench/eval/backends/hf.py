@@ -1,7 +1,9 @@
 """Backend `hf`: any image-text-to-text model transformers loads (LLaVA-1.5/NeXT/OneVision,
 Qwen2/2.5/3-VL, Idefics3, SmolVLM, Gemma 3, PaliGemma, Mllama, InternVL, Mistral3, Pixtral,
-Aya Vision, the bundled tiny-llava, your checkpoint) through AutoProcessor +
-AutoModelForImageTextToText and the processor's own chat template.
+Aya Vision, Phi-4-multimodal, the bundled tiny-llava, your checkpoint) through
+AutoProcessor + AutoModelForImageTextToText (AutoModelForMultimodalLM for
+Phi-4-multimodal) and the checkpoint's own chat template (the processor's, else the
+tokenizer's).
 
 Tokenisation is transformers' own `processor.apply_chat_template(..., tokenize=True)`:
 the template is rendered to text, then the processor tokenises it with
@@ -49,12 +51,9 @@ from emidbench.eval.options import EvalOptions
 PLAIN_PROMPTS = {
     "paligemma": "the question as-is (with --system-prompt: the system text, a blank line, the question)",
 }
-# Model types transformers knows but cannot run as image-text-to-text: one line, exit 2.
-UNSUPPORTED = {
-    "phi4_multimodal": "transformers has no image-text-to-text class for Phi-4-multimodal (Phi4MultimodalForCausalLM "
-                       "takes its images through the audio+vision processor only); serve it with vLLM "
-                       "(--backend vllm) or an OpenAI-compatible server (--backend openai)",
-}
+# Multimodal models outside the image-text-to-text mapping that take an image and text
+# through AutoModelForMultimodalLM (image + audio models): Phi-4-multimodal.
+MULTIMODAL_LM = {"phi4_multimodal"}
 ATTN_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "eager")
 
 
@@ -64,10 +63,12 @@ class PromptRenderer:
     that refuses a system message beside an image (Mllama) gets the system text at the
     start of the user turn instead, from then on (`system_folded`, recorded)."""
 
-    def __init__(self, processor, plain: bool = False):
+    def __init__(self, processor, plain: bool = False, template: str | None = None):
         self.processor = processor
         self.plain = plain
         self.system_folded = False
+        # passed explicitly only when the processor has none of its own (it is the tokenizer's)
+        self.template = {} if getattr(processor, "chat_template", None) or not template else {"chat_template": template}
 
     def render(self, req: Request) -> str:
         if self.plain:
@@ -76,7 +77,7 @@ class PromptRenderer:
             messages = [{"role": "system", "content": [{"type": "text", "text": req.system_prompt}]},
                         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": req.question}]}]
             try:
-                return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+                return self.processor.apply_chat_template(messages, add_generation_prompt=True, **self.template)
             except Exception as e:
                 if "system" not in str(e).lower():
                     raise
@@ -84,7 +85,7 @@ class PromptRenderer:
                 self.system_folded = True
         question = f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, **self.template)
 
 
 @BACKENDS.register("hf", "transformers: AutoProcessor + AutoModelForImageTextToText, batched greedy")
@@ -92,6 +93,7 @@ class HFBackend:
     takes_prompts = True  # answer(requests, prompts): the stage's renderings, not rendered twice
 
     def __init__(self, model: str, options: EvalOptions):
+        import transformers
         from transformers import AutoConfig, AutoProcessor
         from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
@@ -105,10 +107,13 @@ class HFBackend:
         remote = {"trust_remote_code": True} if self.trust_remote_code else {}
         config = load_pretrained(AutoConfig, self.path, "a model config", **remote)
         self.model_type = getattr(config, "model_type", None)
-        if self.model_type in UNSUPPORTED:
-            raise UserError(f"{model}: {UNSUPPORTED[self.model_type]}")
         custom = self.trust_remote_code and bool(getattr(config, "auto_map", None))
-        if self.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES and not custom:
+        self.multimodal_lm = self.model_type in MULTIMODAL_LM and self.model_type not in \
+            MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+        if self.multimodal_lm and not hasattr(transformers, "AutoModelForMultimodalLM"):
+            raise UserError(f"{model}: this transformers has no AutoModelForMultimodalLM, which {self.model_type} "
+                            "needs; pip install -U transformers")
+        if self.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES and not custom and not self.multimodal_lm:
             raise UserError(f"{model} is not an image-text-to-text model (model type {self.model_type!r}); the hf "
                             "backend runs what AutoModelForImageTextToText loads: LLaVA, LLaVA-NeXT, Qwen2-VL, "
                             "Idefics, SmolVLM, ...")
@@ -125,7 +130,10 @@ class HFBackend:
         self.max_new_tokens = options.max_new_tokens
         self.temperature = options.temperature
         self.processor = load_pretrained(AutoProcessor, self.path, "a processor", **remote)
-        self.plain_prompt = getattr(self.processor, "chat_template", None) is None
+        # The template: the processor's, else the tokenizer's (Phi-4-multimodal keeps it there)
+        template = getattr(self.processor, "chat_template", None) or getattr(
+            getattr(self.processor, "tokenizer", None), "chat_template", None)
+        self.plain_prompt = template is None
         if self.plain_prompt and self.model_type not in PLAIN_PROMPTS:
             raise UserError(f"{model}: its processor has no chat template; emidbench prompts a model only "
                             "through its own template (add one to the checkpoint's processor)")
@@ -149,7 +157,7 @@ class HFBackend:
         if self.attn_implementation:
             self.identity += f":{self.attn_implementation}"
         self.fallbacks: Counter = Counter()  # reason -> items redone alone
-        self.renderer = PromptRenderer(self.processor, plain=self.plain_prompt)
+        self.renderer = PromptRenderer(self.processor, plain=self.plain_prompt, template=template)
         self._model = None
 
     # --------------------------------------------------------------- the protocol
@@ -228,8 +236,9 @@ class HFBackend:
         if self._model is not None:
             return
         import torch
-        from transformers import AutoModelForImageTextToText
+        import transformers
 
+        auto = transformers.AutoModelForMultimodalLM if self.multimodal_lm else transformers.AutoModelForImageTextToText
         kwargs = {"trust_remote_code": True} if self.trust_remote_code else {}
         if self.attn_implementation:
             kwargs["attn_implementation"] = self.attn_implementation
@@ -240,7 +249,7 @@ class HFBackend:
                 raise UserError("--device-map needs accelerate: pip install 'emidbench[gpu]' (or pip install "
                                 "accelerate)") from None
             kwargs["device_map"] = self.device_map
-        model = load_pretrained(AutoModelForImageTextToText, self.path, "an image-text-to-text model",
+        model = load_pretrained(auto, self.path, "an image-text-to-text model",
                                 dtype=self.dtype, **kwargs)
         self._model = (model if self.device_map else model.to(self.device)).eval()
         if self.device_map:  # inputs go where the embeddings are

@@ -130,10 +130,12 @@ class VLLMBackend:
         check_tensor_parallel(self.tensor_parallel_size, attention_heads(config), None)
         self.dtype = normalise_dtype(options.dtype)
         processor = load_pretrained(AutoProcessor, self.path, "a processor", **remote)
-        if getattr(processor, "chat_template", None) is None:
+        template = getattr(processor, "chat_template", None) or getattr(
+            getattr(processor, "tokenizer", None), "chat_template", None)
+        if template is None:
             raise UserError(f"{model}: its processor has no chat template; the vllm backend prompts through "
                             "LLM.chat, which needs one")
-        self.renderer = PromptRenderer(processor)
+        self.renderer = PromptRenderer(processor, template=template)
         local = Path(self.path).expanduser()
         if local.is_dir():
             self.source = f"local:{weights_fingerprint(local)}"
