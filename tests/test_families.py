@@ -197,7 +197,7 @@ def test_group_by_length_changes_no_answer(family_dir, make_run, tmp_path):
         (r["question_id"], r["text"], r["prompt"]) for r in plain]
 
 
-def test_device_map_auto_gives_the_same_answers(family_dir, make_run, tmp_path):
+def test_device_map_auto_gives_the_same_answers_and_attention_is_chosen(family_dir, make_run, tmp_path):
     path = family_dir("llava")
     run = make_run({"bench": _scenario()})
     run_eval(run, str(path), name="a", max_new_tokens=3, device_map="auto", cache_dir=tmp_path / "a")
@@ -205,6 +205,10 @@ def test_device_map_auto_gives_the_same_answers(family_dir, make_run, tmp_path):
     assert ({q: r["text"] for q, r in _texts(run, "a").items()} == {q: r["text"] for q, r in _texts(run, "b").items()})
     record = json.loads((RunDir(run).responses_dir("a") / "eval.json").read_text())
     assert record["options"]["device_map"] == "auto"
+    s = run_eval(run, str(path), name="e", max_new_tokens=3, attn_implementation="eager", cache_dir=tmp_path / "e")
+    assert (s.done, s.failed) == (4, 0)
+    record = json.loads((RunDir(run).responses_dir("e") / "eval.json").read_text())
+    assert record["options"]["attn_implementation"] == "eager" and record["identity"].endswith(":eager")
     assert record["options"]["dtype"] == "float32" and record["options"]["device"] == "cpu"  # no GPU here
 
 
