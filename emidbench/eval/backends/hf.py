@@ -153,7 +153,7 @@ class HFBackend:
         self.identity = f"hf:{self.source}:{self.dtype_name}"
         if self.dtype_name != "float32":
             # half precision: a padded batch can change a near-tie greedy step (README, eval)
-            self.identity += f":batch{self.batch_size}"
+            self.identity += f":batch{self.batch_size}" + ("" if options.group_by_length else ":ungrouped")
         if self.attn_implementation:
             self.identity += f":{self.attn_implementation}"
         self.fallbacks: Counter = Counter()  # reason -> items redone alone
