@@ -104,18 +104,27 @@ def eval_(
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="openai backend: environment variable holding the key (never written anywhere)."),
     concurrency: int = typer.Option(4, help="openai backend: requests in flight."),
     cache_dir: Optional[Path] = typer.Option(None, help="Response cache shared across runs (default RUN/cache/responses)."),
+    device_map: Optional[str] = typer.Option(None, help="hf: `auto` spreads a model too big for one GPU over every GPU (and CPU); needs accelerate."),
+    attn_implementation: Optional[str] = typer.Option(None, help="hf: sdpa, flash_attention_2 or eager (default: transformers' choice)."),
+    group_by_length: bool = typer.Option(True, help="hf: batch requests of similar image size and prompt length within a scenario (less padding; same answers)."),
+    tensor_parallel_size: Optional[int] = typer.Option(None, help="vllm: GPUs per model (default 1); must divide the model's attention heads."),
+    max_model_len: Optional[int] = typer.Option(None, help="vllm: context length (default: the model's)."),
+    gpu_memory_utilization: Optional[float] = typer.Option(None, help="vllm: share of each GPU's memory the engine takes (0-1]."),
+    max_num_seqs: Optional[int] = typer.Option(None, help="vllm: sequences the engine runs at once."),
+    limit_mm_per_prompt: Optional[str] = typer.Option(None, help='vllm: JSON, e.g. \'{"image": 1}\'.'),
+    mm_processor_kwargs: Optional[str] = typer.Option(None, help='vllm: JSON passed to the multimodal processor, e.g. \'{"max_pixels": 1003520}\'.'),
+    enforce_eager: bool = typer.Option(False, help="vllm: no CUDA graphs (less memory, slower)."),
+    tokenizer_mode: Optional[str] = typer.Option(None, help="vllm: auto, slow, mistral or custom."),
 ):
     """Answer every question of every scenario with one model (RUN/responses/<model>/).
 
     Several GPUs or hosts: torchrun --nproc_per_node=N -m emidbench eval RUN --model M.
     Exit code 1 when some items failed (recorded, retried on the next run)."""
     from emidbench.eval import run_eval
+    from emidbench.eval.options import EvalOptions
 
-    summary = run_eval(run, model, backend=backend, name=name, batch_size=batch_size,
-                       max_new_tokens=max_new_tokens, temperature=temperature, system_prompt=system_prompt,
-                       scenarios=scenarios, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
-                       base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, console=console,
-                       cache_dir=cache_dir)
+    values = {k: v for k, v in locals().items() if k in EvalOptions.names()}
+    summary = run_eval(run, model, EvalOptions.from_mapping(values), console=console)
     raise typer.Exit(summary.exit_code)
 
 

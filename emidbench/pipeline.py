@@ -17,6 +17,7 @@ from typing import Any, Callable
 from emidbench.common.errors import UserError, did_you_mean
 from emidbench.common.io import atomic_write_json, read_json
 from emidbench.common.yamlfile import LineMap, read_yaml
+from emidbench.eval.options import EvalOptions
 from emidbench.rundir import RunDir, model_slug
 from emidbench.rundir.answers import answered
 
@@ -27,8 +28,7 @@ TOP_KEYS = {
 }
 SHIFT_KEYS = {"workers", "translator", "dry_run", "split_embedder", "split_options"}
 BENCH_KEYS = {"name", "split", "subset", "columns", "known_as", "domains", "size"}
-EVAL_KEYS = {"backend", "name", "batch_size", "max_new_tokens", "temperature", "system_prompt", "scenarios",
-             "dtype", "device", "trust_remote_code", "base_url", "api_key_env", "concurrency", "cache_dir"}
+EVAL_KEYS = EvalOptions.names()  # every eval option, in a config's `eval:` and `models[i]:`
 REPORT_KEYS: set[str] = set()  # the report stage has no options yet
 SCORE_KEYS = {"embedder", "vision_encoder", "text_encoder", "estimator", "judge", "debias", "id_scenario",
               "entropy_scaler", "bootstrap", "judge_base_url", "judge_api_key_env", "judge_rules", "concurrency"}
@@ -115,16 +115,26 @@ def check_values(cfg: dict, where: str) -> None:
 
 def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
     from emidbench.eval.backends import BACKENDS
-    from emidbench.eval.stage import check_options, run_eval
 
     opts = {**defaults, **m}  # as run_pipeline passes them to run_eval
+    opts.pop("model", None)
 
     def key(k: str) -> str:
         return f"models[{i}].{k}" if k in m else f"eval.{k}"
 
     if "backend" in opts:
         _check_name(BACKENDS, opts["backend"], where, key("backend"))
-    _check_each(check_options, run_eval, opts, where, key)
+    for k, v in opts.items():  # one at a time (the others at their defaults): the error names its key
+        try:
+            EvalOptions.from_mapping({k: v}).check()
+        except UserError as e:
+            raise UserError(f"{where}: {key(k)}: {e}") from None
+        except TypeError:  # `batch_size: eight`: the stage would fail the same way, later
+            raise UserError(f"{where}: {key(k)}: expected a number, not {v!r}") from None
+    try:  # and together (options that exclude each other)
+        EvalOptions.from_mapping(opts).check()
+    except UserError as e:
+        raise UserError(f"{where}: models[{i}]: {e}") from None
 
 
 def _check_score(opts: dict, where: str) -> None:

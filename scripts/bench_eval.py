@@ -3,6 +3,15 @@
 
     python scripts/bench_eval.py [--questions 96] [--max-new-tokens 24]
 
+GPU mode, for a hub model (needs the hub or a cached copy, and a GPU): items/s and
+generated tokens/s at batch 1, 8 and 32 with the hf backend and, when vLLM is installed,
+the vllm backend, printed with their ratios to hf at batch 1:
+
+    python scripts/bench_eval.py --model Qwen/Qwen2-VL-2B-Instruct [--questions 256]
+        [--batch-sizes 1 8 32] [--max-new-tokens 64] [--dtype auto]
+
+(generated tokens are counted by re-tokenising each answer with the model's tokenizer.)
+
 Builds a tiny LLaVA the way the bundled one is built (emidbench.assets.tiny_llava, same
 sizes, untrained), saves it with save_pretrained into a temp folder and loads it through
 the same code path as a hub checkpoint. Each measurement answers the same distinct
@@ -96,14 +105,87 @@ def worker(run: str, model: str, tag: str, max_new_tokens: str, out: str) -> Non
         Path(out).write_text(json.dumps({"done": s.done, "seconds": s.seconds, "world": s.world_size}))
 
 
+def photo_run(root: Path, n: int) -> Path:
+    """n distinct questions over n/4 photo-sized (640x480) images with gradients and noise."""
+    import numpy as np
+    from PIL import Image
+
+    from emidbench.rundir import RunDir
+    from emidbench.rundir.manifest import Manifest, ScenarioEntry
+
+    rd = RunDir(root)
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:480, 0:640]
+    records = []
+    for qid in range(n):
+        if qid % len(QUESTIONS) == 0:
+            base = np.stack([x * 255 / 640, y * 255 / 480, (x + y) * 127 / 1120], -1)
+            img = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="JPEG")
+            name = rd.put_image(buf.getvalue(), "jpg")
+        records.append({"question_id": qid, "image": name, "text": QUESTIONS[qid % len(QUESTIONS)],
+                        "category": "conv", "reference": ""})
+    rd.write_scenario("bench", records)
+    rd.write_manifest(Manifest("bench", "bench", 0, "bench",
+                               [ScenarioEntry("bench", "id", "none", None, None, n, "bench.jsonl")]))
+    return root
+
+
+def gpu_mode(args) -> None:
+    """hf (and vllm, when installed) on a hub model at several batch sizes; ratios to hf batch 1."""
+    import importlib.util
+
+    from transformers import AutoTokenizer
+
+    from emidbench.common.io import read_jsonl
+    from emidbench.eval import run_eval
+    from emidbench.rundir import RunDir
+
+    tok = AutoTokenizer.from_pretrained(args.model)
+    backends = ["hf"] + (["vllm"] if importlib.util.find_spec("vllm") else [])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        run = photo_run(Path(tmp) / "run", args.questions)
+        run_eval(run, args.model, name="warmup", batch_size=4, max_new_tokens=4, dtype=args.dtype,
+                 scenarios="bench", cache_dir=run / "cache-warmup")
+        for backend in backends:
+            for bs in args.batch_sizes:
+                tag = f"{backend}-b{bs}"
+                # vLLM schedules its own batches: its batch size is the sequences it runs at once
+                extra = {"max_num_seqs": bs} if backend == "vllm" else {}
+                s = run_eval(run, args.model, backend=backend, name=tag, batch_size=bs,
+                             max_new_tokens=args.max_new_tokens, dtype=args.dtype, cache_dir=run / f"cache-{tag}",
+                             **extra)
+                texts = [r["text"] for r in read_jsonl(RunDir(run).responses_path(tag, "bench"))]
+                tokens = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
+                rows.append((tag, s.done / s.seconds, tokens / s.seconds, s.failed, sum(s.fallbacks.values())))
+    base_items, base_tokens = rows[0][1], rows[0][2]
+    print(f"{args.model}, {args.questions} questions (640x480), max_new_tokens {args.max_new_tokens}, "
+          f"dtype {args.dtype}; vllm {'installed' if 'vllm' in backends else 'not installed'}")
+    print(f"{'run':<12} {'items/s':>9} {'tokens/s':>10} {'items x':>8} {'tokens x':>9} failed fallbacks")
+    for tag, items, tokens, failed, fell in rows:
+        print(f"{tag:<12} {items:9.2f} {tokens:10.1f} {items / base_items:8.2f} {tokens / base_tokens:9.2f} "
+              f"{failed:6d} {fell:9d}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--questions", type=int, default=96)
-    ap.add_argument("--max-new-tokens", type=int, default=24)
+    ap.add_argument("--questions", type=int, default=None, help="default 96 (CPU), 256 (--model)")
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="default 24 (CPU), 64 (--model)")
+    ap.add_argument("--model", help="GPU mode: a hub model id (or local path) to measure")
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32], help="GPU mode")
+    ap.add_argument("--dtype", default="auto", help="GPU mode")
     ap.add_argument("--worker", nargs=5, metavar=("RUN", "MODEL", "TAG", "TOKENS", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(*args.worker)
+    if args.model:
+        args.questions = args.questions or 256
+        args.max_new_tokens = args.max_new_tokens or 64
+        return gpu_mode(args)
+    args.questions = args.questions or 96
+    args.max_new_tokens = args.max_new_tokens or 24
 
     import torch
 

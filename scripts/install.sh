@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Set up everything emidbench needs on a fresh machine, idempotently:
-#   a virtual environment in .venv (or $EMIDBENCH_VENV), the CPU build of torch
-#   (pinned: an unpinned torch pulls a multi-GB CUDA build), emidbench with its test
+#   a virtual environment in .venv (or $EMIDBENCH_VENV), torch + torchvision (pinned as a
+#   pair: torchvision's compiled operators only load beside the torch they were built for,
+#   and several model families' processors need torchvision), emidbench with its test
 #   extra, and Debian's WordNet files for the synonym-replacement shifts.
-# On a GPU machine, install the torch build you want into the venv first; this script
-# keeps whatever torch is already there.
+#
+#   x86_64:  torch==2.14.1 torchvision==0.29.1   (a CUDA build that also runs on the CPU)
+#   aarch64: torch==2.9.1  torchvision==0.24.1   (a CPU build)
+#   override: EMIDBENCH_TORCH_VERSION=... EMIDBENCH_TORCHVISION_VERSION=... (set both)
+#
+# A torch already in the venv (e.g. the CUDA build you chose on a GPU machine) is kept when
+# torchvision imports beside it; otherwise the script stops and says what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${EMIDBENCH_VENV:-.venv}"
@@ -14,8 +20,32 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip -q --disable-pip-version-check)
+case "$(uname -m)" in
+  aarch64|arm64) TORCH_DEFAULT=2.9.1; TORCHVISION_DEFAULT=0.24.1 ;;
+  *)             TORCH_DEFAULT=2.14.1; TORCHVISION_DEFAULT=0.29.1 ;;
+esac
+TORCH_VERSION="${EMIDBENCH_TORCH_VERSION:-$TORCH_DEFAULT}"
+TORCHVISION_VERSION="${EMIDBENCH_TORCHVISION_VERSION:-$TORCHVISION_DEFAULT}"
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-  "${PIP[@]}" install "torch==${EMIDBENCH_TORCH_VERSION:-2.13.0}"
+  "${PIP[@]}" install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+elif ! "$VENV/bin/python" -c "import torchvision" 2>/dev/null; then
+  if "$VENV/bin/python" -m pip show -q torchvision >/dev/null 2>&1; then
+    have="$("$VENV/bin/python" -c "import torch; print(torch.__version__)")"
+    echo "install.sh: torchvision is installed but does not import beside torch $have in $VENV." >&2
+    echo "  Install a matching pair, e.g.: $VENV/bin/python -m pip install torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION" >&2
+    echo "  (or the torchvision release built for torch $have), then rerun this script." >&2
+    exit 1
+  fi
+  have="$("$VENV/bin/python" -c "import torch; print(torch.__version__.split('+')[0])")"
+  if [ "$have" = "$TORCH_VERSION" ]; then  # the pinned torch: its torchvision is known
+    "${PIP[@]}" install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+  else
+  echo "install.sh: torch $have is in $VENV without torchvision; Qwen2-VL, LLaVA-OneVision, InternVL, SmolVLM," >&2
+  echo "  Mistral3 and Pixtral need it. Install the torchvision release built for torch $have (torch $TORCH_VERSION" >&2
+  echo "  pairs with torchvision $TORCHVISION_VERSION): $VENV/bin/python -m pip install torchvision==<that release>," >&2
+  echo "  or replace both: $VENV/bin/python -m pip install torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION" >&2
+  exit 1
+  fi
 fi
 "${PIP[@]}" install -e ".[test]"
 

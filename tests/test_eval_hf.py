@@ -11,6 +11,7 @@ from emidbench.common.io import read_jsonl
 from emidbench.eval import run_eval
 from emidbench.eval.backends import Request
 from emidbench.eval.backends.hf import HFBackend
+from emidbench.eval.options import EvalOptions
 from emidbench.rundir import RunDir
 
 SCENARIOS = ("bench", "bench_defocus_blur_5")
@@ -52,7 +53,7 @@ def test_eval_writes_llava_answer_files_in_question_order(small_run, tiny_llava_
 
 
 def test_batched_generation_equals_batch_of_one(tiny_llava_dir, image_bytes):
-    backend = HFBackend(str(tiny_llava_dir), max_new_tokens=8)
+    backend = HFBackend(str(tiny_llava_dir), EvalOptions(max_new_tokens=8))
     questions = ["What color is the circle?", "Describe the image in detail please.", "How many shapes are there?",
                  "What is in the top left part of the picture?", "Is there a red square?"]
     reqs = [Request(image_bytes(i, blur=i % 2), q) for i, q in enumerate(questions)]
@@ -156,11 +157,11 @@ def test_bundled_name_resolves_to_the_assets_folder(monkeypatch, tiny_llava_dir)
     assert resolve_model("someorg/some-vlm") == "someorg/some-vlm"
     monkeypatch.setattr(assets, "bundled_model_path", lambda name: tiny_llava_dir if name == "tiny-llava" else None)
     assert resolve_model("tiny-llava") == str(tiny_llava_dir)
-    backend = HFBackend("tiny-llava", max_new_tokens=2)
+    backend = HFBackend("tiny-llava", EvalOptions(max_new_tokens=2))
     assert backend.path == str(tiny_llava_dir)
     monkeypatch.setattr(assets, "bundled_model_path", lambda name: None)
     with pytest.raises(UserError, match="bundled model 'tiny-llava' is not in this installation"):
-        HFBackend("tiny-llava")
+        HFBackend("tiny-llava", EvalOptions())
 
 
 def test_weights_fingerprint_follows_content(tmp_path, tiny_llava_dir):

@@ -94,6 +94,8 @@ def load_pretrained(loader, model_id: str, what: str, **kwargs):
     try:
         with quiet_loading():
             return loader.from_pretrained(str(Path(model_id).expanduser()) if local else model_id, **kwargs)
+    except ImportError as e:  # a processor/model that needs an optional package (torchvision, num2words, ...)
+        raise UserError(f"cannot load {what} from {model_id}: {missing_dependency(e)}") from None
     except ValueError as e:
         if "Unrecognized" in str(e):
             raise UserError(f"{model_id} is not {what} ({first_line(e)})") from None
@@ -113,6 +115,34 @@ def load_pretrained(loader, model_id: str, what: str, **kwargs):
         if "EntryNotFoundError" in names and "LocalEntryNotFoundError" not in names:
             raise UserError(f"cannot load {what} from {model_id}: {first_line(e)}") from None
         raise hub.not_reachable(model_id, known=known) from None
+
+
+# Install lines for the optional packages a model family's classes import.
+INSTALL_LINES = {
+    "torchvision": "install torchvision as the pair built for your torch, e.g. pip install torch==2.14.1 "
+                   "torchvision==0.29.1 (README, Install)",
+    "num2words": "pip install num2words",
+    "timm": "pip install timm",
+    "flash_attn": "pip install flash-attn --no-build-isolation (a CUDA machine)",
+    "accelerate": "pip install accelerate",
+}
+
+
+def missing_dependency(e: ImportError) -> str:
+    """One line: which package is missing and the line that installs it."""
+    import re
+
+    text = str(e)
+    name = getattr(e, "name", None)
+    match = re.search(r"requires the (\S+) library", text)
+    if match:
+        name = match.group(1)
+    key = (name or "").lower().replace("-", "_").split(".")[0]
+    if key in INSTALL_LINES:
+        return f"it needs {key}: {INSTALL_LINES[key]}"
+    if name:
+        return f"it needs the {name} package: pip install {name} ({first_line(e)})"
+    return f"a package is missing: {first_line(e)}"
 
 
 def pick_device(device: str) -> str:

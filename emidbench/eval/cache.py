@@ -10,7 +10,9 @@ overwrites it.
 The response cache: one answer per distinct request, shared by every scenario (and every
 model name) of a run. A request is identified by sha256 over
     the model identity   backend + model (hub id@revision, or a content hash of a local
-                         checkpoint) + dtype — see each backend's `identity`
+                         checkpoint) + dtype (+ hf outside fp32: the batch size, as a padded
+                         half-precision batch can change a greedy answer; vllm: tensor-parallel
+                         size) — see each backend's `identity`
     the image            sha256 of its bytes (not its file name)
     the prompt           exactly what the model is shown (the chat template's rendering)
     the settings         max_new_tokens, temperature, system prompt

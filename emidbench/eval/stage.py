@@ -5,7 +5,10 @@
         metadata: scenario, backend, request_key, max_new_tokens, temperature,
         system_prompt (+ error for a failed item)
     RUN/responses/<model>/eval.json          the run record: model, backend, identity,
-                                             generation settings, backend options (no key)
+                                             generation settings, backend options (no key),
+                                             every eval option, and last_run: how many items
+                                             failed and how many a failed batch made the
+                                             backend redo one at a time (with the reasons)
     RUN/cache/responses/                     the response cache (see cache.py)
 
 Resume. Answers are appended and fsynced one batch at a time, so a process killed at any
@@ -38,11 +41,14 @@ from emidbench.common.errors import UserError
 from emidbench.common.io import JsonlAppender, atomic_write_json, read_json
 from emidbench.eval.backends import BACKENDS, Request, Result
 from emidbench.eval.cache import ResponseCache, request_key
+from emidbench.eval.options import EvalOptions
 from emidbench.eval.sharding import Dist, shard_path, shard_paths, take_shard
 from emidbench.rundir import RunDir, model_slug
 from emidbench.rundir.answers import answer_id, answered, is_failed, merge_answers
 
 KINDS = ("done", "cached", "failed", "skipped")
+# re-exported for callers that validate options (pipeline, cli)
+__all__ = ["EvalOptions", "EvalSummary", "check_options", "run_eval"]
 FLUSH_EVERY = 256  # cache hits are written in chunks of this many records
 
 
@@ -60,6 +66,7 @@ class EvalSummary:
     per_scenario: dict = field(default_factory=dict)  # scenario -> {done, cached, failed, skipped}
     world_size: int = 1
     seconds: float = 0.0  # wall time answering (weights loading included; the slowest rank)
+    fallbacks: dict = field(default_factory=dict)  # reason -> items a batch failed on and that were redone alone
 
     @property
     def exit_code(self) -> int:
@@ -70,6 +77,11 @@ class EvalSummary:
                 f"{self.cached} from the response cache), {self.skipped} already done, {self.failed} failed")
         if self.done + self.cached + self.failed:
             text += f", in {self.seconds:.1f} s"
+        if self.fallbacks:
+            n = sum(self.fallbacks.values())
+            reason = max(self.fallbacks, key=self.fallbacks.get)
+            text += (f"; {n} item{'s' if n != 1 else ''} redone one at a time after a batch failed "
+                     f"({reason}{'; more reasons in eval.json' if len(self.fallbacks) > 1 else ''})")
         if self.failed:
             text += (" - failed items are recorded with metadata.error, left out of scoring and retried on "
                      "the next run (exit code 1)")
@@ -91,19 +103,22 @@ class _Item:
     error: str | None  # set when the image cannot be read: fails without asking the model
 
 
-def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None, batch_size: int = 8,
-             max_new_tokens: int = 128, temperature: float = 0.0, system_prompt: str | None = None,
-             scenarios: str | None = None, dtype: str = "auto", device: str = "auto",
-             trust_remote_code: bool = False, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-             concurrency: int = 4, console=None, cache_dir: Path | None = None) -> EvalSummary:
+def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=None, **kwargs) -> EvalSummary:
     """Answer every question of the selected scenarios of RUN with one model.
 
-    scenarios: a glob over scenario names (several separated by commas), default all.
-    name: folder under RUN/responses/ (default: the last part of `model`).
-    cache_dir: the response cache (default RUN/cache/responses; point several runs at one
-    folder to share answers across runs). Returns an EvalSummary; failed items do not
-    raise (summary.failed, summary.exit_code). Bad input raises UserError."""
-    check_options(batch_size, max_new_tokens, temperature, concurrency)
+    options: an EvalOptions, or its fields as keywords (batch_size=4, scenarios="*frost*",
+    ...; see emidbench/eval/options.py). scenarios: a glob over scenario names (several
+    separated by commas), default all. name: folder under RUN/responses/ (default: the
+    last part of `model`). cache_dir: the response cache (default RUN/cache/responses;
+    point several runs at one folder to share answers across runs). Returns an
+    EvalSummary; failed items do not raise (summary.failed, summary.exit_code). Bad input
+    raises UserError."""
+    if options is None:
+        options = EvalOptions.from_mapping(kwargs)
+    elif kwargs:
+        raise TypeError("run_eval: pass options or keywords, not both")
+    options.check()
+    backend, name, scenarios = options.backend, options.name, options.scenarios
     rd = RunDir(run)
     manifest = rd.read_manifest()
     backend_cls = BACKENDS.get(backend)
@@ -113,18 +128,16 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
     ref = _model_ref(model)
     _check_previous(out_dir, ref, backend)
     # normalised: temperature=0 and 0.0 (or system_prompt "" and None) are the same request
-    settings = {"max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
-                "system_prompt": system_prompt or None}
+    settings = {"max_new_tokens": int(options.max_new_tokens), "temperature": float(options.temperature),
+                "system_prompt": options.system_prompt or None}
     summary = EvalSummary(slug)
+    cache_dir = options.cache_dir
 
     dist = Dist.from_env()
     try:
         if dist.world > 1 and not getattr(backend_cls, "shardable", True):
             raise UserError(f"the {backend} backend parallelises itself; run it without torchrun/accelerate")
-        engine = backend_cls(model=model, batch_size=batch_size, max_new_tokens=settings["max_new_tokens"],
-                             temperature=settings["temperature"], dtype=dtype, device=device,
-                             trust_remote_code=trust_remote_code, base_url=base_url, api_key_env=api_key_env,
-                             concurrency=concurrency)
+        engine = backend_cls(model, options)
         questions = {sc: rd.read_scenario(sc) for sc in chosen}
         items = _build_items(rd, engine, questions, settings)
         keys = {sc: {it.question_id: it.key for it in items[sc]} for sc in chosen}
@@ -134,9 +147,10 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
                 merge_answers(rd.responses_path(slug, sc), questions[sc], shard_paths(out_dir, sc),
                               keep=lambda rec, q, k=keys[sc]: (not is_failed(rec) and (rec.get("metadata") or {})
                                                                .get("request_key") == k[q["question_id"]]))
-            atomic_write_json(out_dir / "eval.json", {
-                "model": model, "model_ref": ref, "name": slug, "backend": backend, "identity": engine.identity,
-                "generation": settings, "options": _public(engine.record())})
+            record = {"model": model, "model_ref": ref, "name": slug, "backend": backend, "identity": engine.identity,
+                      "generation": settings, "options": _public(engine.record()),
+                      "eval_options": _public(options.public())}
+            atomic_write_json(out_dir / "eval.json", record)
         dist.barrier()  # every rank reads the compacted files; nobody appends before that
 
         pending: dict[str, list[_Item]] = {}  # request key -> the items asking it, in order
@@ -154,7 +168,7 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
         start = time.perf_counter()
         try:
             _answer(engine, mine, pending, ResponseCache(cache_dir or rd.cache / "responses"), writer, summary,
-                    slug, backend, settings, bar)
+                    slug, backend, settings, bar, options.group_by_length)
         finally:
             writer.close()
             if bar:
@@ -166,6 +180,12 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
             for sc in chosen:
                 merge_answers(rd.responses_path(slug, sc), questions[sc], shard_paths(out_dir, sc))
         summary = _combine(dist.all_gather(summary), slug, dist.world)  # also waits for the merge
+        if dist.is_main:  # what this run did that the record must say: fallbacks, and the backend's final word
+            record["options"] = _public(engine.record())
+            record["last_run"] = {"fallbacks": {"items": sum(summary.fallbacks.values()),
+                                                "reasons": dict(sorted(summary.fallbacks.items()))},
+                                  "failed": summary.failed}
+            atomic_write_json(out_dir / "eval.json", record)
         dist.close()
     finally:
         dist.close(sync=False)  # after an error (a no-op when closed above)
@@ -176,15 +196,10 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
 
 # --------------------------------------------------------------------------- steps
 
-def check_options(batch_size, max_new_tokens, temperature, concurrency) -> None:
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1 (got {batch_size})")
-    if max_new_tokens < 1:
-        raise UserError(f"--max-new-tokens must be at least 1 (got {max_new_tokens})")
-    if temperature < 0:
-        raise UserError(f"--temperature must be 0 (greedy) or more (got {temperature})")
-    if concurrency < 1:
-        raise UserError(f"--concurrency must be at least 1 (got {concurrency})")
+def check_options(batch_size=8, max_new_tokens=128, temperature=0.0, concurrency=4) -> None:
+    """The numeric options' ranges (EvalOptions.check does every option)."""
+    EvalOptions(batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature,
+                concurrency=concurrency).check()
 
 
 def _select(manifest, pattern: str | None) -> list[str]:
@@ -256,7 +271,10 @@ def _build_items(rd: RunDir, engine, questions: dict, settings: dict) -> dict[st
                 images[name] = (data, hashlib.sha256(data).hexdigest(), error)
             data, sha, error = images[name]
             req = Request(data, str(q["text"]), settings["system_prompt"])
-            prompt = engine.prompt(req)
+            try:
+                prompt = engine.prompt(req)
+            except Exception as e:  # a template that refuses this item: its recorded failure
+                prompt, error = "", error or f"prompt: {type(e).__name__}: {_first_line(e)}"
             out.append(_Item(sc, q["question_id"], req, prompt, request_key(engine.identity, sha, prompt, settings),
                              error))
         items[sc] = out
@@ -300,8 +318,13 @@ class _Writers:
             w.close()
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]
+
+
 def _answer(engine, mine: list[str], pending: dict, cache: ResponseCache, writer: _Writers, summary: EvalSummary,
-            slug: str, backend: str, settings: dict, bar) -> None:
+            slug: str, backend: str, settings: dict, bar, group_by_length: bool = True) -> None:
     def emit(key: str, result: Result, first_kind: str) -> None:
         for i, it in enumerate(pending[key]):
             writer.add(it.scenario, answer_record(it, result, slug, backend, settings))
@@ -330,10 +353,24 @@ def _answer(engine, mine: list[str], pending: dict, cache: ResponseCache, writer
         engine.load()
         if bar:
             bar.describe(f"eval {slug}")
+    if group_by_length and hasattr(engine, "order_key"):
+        # within a scenario, requests of similar image size / prompt length batch together
+        # (less padding); answers are the same in any order (batch invariance) and each
+        # file is compacted to question order at the end
+        scenario_rank = {}
+        for k in to_generate:
+            scenario_rank.setdefault(pending[k][0].scenario, len(scenario_rank))
+        shape = {k: engine.order_key(pending[k][0].request, pending[k][0].prompt) for k in to_generate}
+        to_generate = sorted(to_generate, key=lambda k: (scenario_rank[pending[k][0].scenario], shape[k]))
     size = max(1, int(engine.batch_size))
+    fallbacks_before = dict(getattr(engine, "fallbacks", {}))
     for start in range(0, len(to_generate), size):
         batch = to_generate[start:start + size]
-        results = engine.answer([pending[k][0].request for k in batch])
+        requests = [pending[k][0].request for k in batch]
+        if getattr(engine, "takes_prompts", False):  # the prompts the stage already rendered
+            results = engine.answer(requests, [pending[k][0].prompt for k in batch])
+        else:
+            results = engine.answer(requests)
         if len(results) != len(batch):
             raise RuntimeError(f"backend returned {len(results)} results for {len(batch)} requests")
         for key, res in zip(batch, results):
@@ -342,12 +379,18 @@ def _answer(engine, mine: list[str], pending: dict, cache: ResponseCache, writer
                 cache.put(key, res.text, pending[key][0].prompt)  # before the answer: a kill here costs nothing
             emit(key, res, "done")
         writer.flush()
+    for reason, n in getattr(engine, "fallbacks", {}).items():
+        n -= fallbacks_before.get(reason, 0)
+        if n:
+            summary.fallbacks[reason] = summary.fallbacks.get(reason, 0) + n
 
 
 def _combine(summaries: list[EvalSummary], slug: str, world: int) -> EvalSummary:
     total = EvalSummary(slug, world_size=world, seconds=max(s.seconds for s in summaries))
     for s in summaries:
         total.generated += s.generated
+        for reason, n in s.fallbacks.items():
+            total.fallbacks[reason] = total.fallbacks.get(reason, 0) + n
         for sc, counts in s.per_scenario.items():
             for kind, n in counts.items():
                 total._count(sc, kind, n)

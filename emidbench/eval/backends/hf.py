@@ -1,15 +1,35 @@
-"""Backend `hf`: any image-text-to-text model transformers loads (LLaVA-1.5/NeXT,
-Qwen2-VL, Idefics, SmolVLM, the bundled tiny-llava, your checkpoint) through
-AutoProcessor + AutoModelForImageTextToText and the processor's own chat template.
+"""Backend `hf`: any image-text-to-text model transformers loads (LLaVA-1.5/NeXT/OneVision,
+Qwen2/2.5/3-VL, Idefics3, SmolVLM, Gemma 3, PaliGemma, Mllama, InternVL, Mistral3, Pixtral,
+Aya Vision, Phi-4-multimodal, the bundled tiny-llava, your checkpoint) through
+AutoProcessor + AutoModelForImageTextToText (AutoModelForMultimodalLM for
+Phi-4-multimodal) and the checkpoint's own chat template (the processor's, else the
+tokenizer's).
 
-Batched greedy generation with left padding (a batch gives the answers batch size 1
-gives). The processor and config load at once (they decide the prompt and the cache
-key); the weights load on the first batch, so a rerun answered from the cache never
-loads them. Loading, device and dtype helpers are in `emidbench.common.hf`.
+Tokenisation is transformers' own `processor.apply_chat_template(..., tokenize=True)`:
+the template is rendered to text, then the processor tokenises it with
+`add_special_tokens=False` when the rendering already starts with BOS (Gemma 3, Mllama,
+Idefics3, SmolVLM, Mistral3, Pixtral, Aya Vision) — exactly one BOS, never two — and
+images go in nested, one list per prompt (`[[img], [img], ...]`), which every
+processor reads as one image per sample.
+
+Batched greedy generation with left padding. In float32 a batch gives the answers batch
+size 1 gives (tested for every family). In bfloat16/float16 a padded batch runs other
+kernels and can change a rare near-tie greedy step, so the batch size is part of the
+response-cache identity there (see the README, eval).
+
+An item that fails inside a batch (a processor error, an image the model cannot take,
+memory) sends the batch to be redone one item at a time: the items that then succeed are
+answered, the one that fails is that item's recorded failure, and every fallback is
+counted with its reason (`fallbacks`: eval summary and eval.json).
+
+The processor and config load at once (they decide the prompt and the cache key); the
+weights load on the first batch, so a rerun answered from the cache never loads them.
+Loading, device and dtype helpers are in `emidbench.common.hf`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from emidbench.common.errors import UserError, first_line
@@ -22,36 +42,98 @@ from emidbench.common.hf import (
     weights_fingerprint,
 )
 from emidbench.eval.backends import BACKENDS, Request, Result
+from emidbench.eval.options import EvalOptions
+
+# Families whose hub checkpoints ship no chat template: the documented plain prompt. The
+# processor itself adds what the family's prompt format needs around it (PaliGemma: the
+# image tokens, BOS and the "\n" that ends the prefix).
+PLAIN_PROMPTS = {
+    "paligemma": "the question as-is (with --system-prompt: the system text, a blank line, the question)",
+}
+# Multimodal models outside the image-text-to-text mapping that take an image and text
+# through AutoModelForMultimodalLM (image + audio models): Phi-4-multimodal.
+MULTIMODAL_LM = {"phi4_multimodal"}
+ATTN_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "eager")
+
+
+class PromptRenderer:
+    """The prompt a request becomes: the processor's chat template (system message, then a
+    user turn with the image and the question), or the family's plain prompt. A template
+    that refuses a system message beside an image (Mllama) gets the system text at the
+    start of the user turn instead, from then on (`system_folded`, recorded)."""
+
+    def __init__(self, processor, plain: bool = False, template: str | None = None):
+        self.processor = processor
+        self.plain = plain
+        self.system_folded = False
+        # passed explicitly only when the processor has none of its own (it is the tokenizer's)
+        self.template = {} if getattr(processor, "chat_template", None) or not template else {"chat_template": template}
+
+    def render(self, req: Request) -> str:
+        if self.plain:
+            return f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
+        if req.system_prompt and not self.system_folded:
+            messages = [{"role": "system", "content": [{"type": "text", "text": req.system_prompt}]},
+                        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": req.question}]}]
+            try:
+                return self.processor.apply_chat_template(messages, add_generation_prompt=True, **self.template)
+            except Exception as e:
+                if "system" not in str(e).lower():
+                    raise
+                # Mllama's template: "Prompting with images is incompatible with system messages".
+                self.system_folded = True
+        question = f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, **self.template)
 
 
 @BACKENDS.register("hf", "transformers: AutoProcessor + AutoModelForImageTextToText, batched greedy")
 class HFBackend:
-    def __init__(self, model: str, batch_size: int = 8, max_new_tokens: int = 128, temperature: float = 0.0,
-                 dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False, **_):
+    takes_prompts = True  # answer(requests, prompts): the stage's renderings, not rendered twice
+
+    def __init__(self, model: str, options: EvalOptions):
+        import transformers
         from transformers import AutoConfig, AutoProcessor
         from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
         self.model_id = model
+        self.options = options
         self.path = resolve_model(model)
         if self.path == model and model in bundled_names() and not Path(model).exists():
             raise UserError(f"the bundled model {model!r} is not in this installation (emidbench/assets/); "
                             "build it with scripts/train_tiny_llava.py, or pass a model path or hub id")
-        self.trust_remote_code = trust_remote_code
-        remote = {"trust_remote_code": True} if trust_remote_code else {}
+        self.trust_remote_code = options.trust_remote_code
+        remote = {"trust_remote_code": True} if self.trust_remote_code else {}
         config = load_pretrained(AutoConfig, self.path, "a model config", **remote)
-        model_type = getattr(config, "model_type", None)
-        custom = trust_remote_code and bool(getattr(config, "auto_map", None))
-        if model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES and not custom:
-            raise UserError(f"{model} is not an image-text-to-text model (model type {model_type!r}); the hf "
+        self.model_type = getattr(config, "model_type", None)
+        custom = self.trust_remote_code and bool(getattr(config, "auto_map", None))
+        self.multimodal_lm = self.model_type in MULTIMODAL_LM and self.model_type not in \
+            MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+        if self.multimodal_lm and not hasattr(transformers, "AutoModelForMultimodalLM"):
+            raise UserError(f"{model}: this transformers has no AutoModelForMultimodalLM, which {self.model_type} "
+                            "needs; pip install -U transformers")
+        if self.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES and not custom and not self.multimodal_lm:
+            raise UserError(f"{model} is not an image-text-to-text model (model type {self.model_type!r}); the hf "
                             "backend runs what AutoModelForImageTextToText loads: LLaVA, LLaVA-NeXT, Qwen2-VL, "
                             "Idefics, SmolVLM, ...")
-        self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
-        self.batch_size = max(1, int(batch_size))
-        self.max_new_tokens = max_new_tokens
-        self.temperature = temperature
+        self.device_map = options.device_map
+        self.device = pick_device(options.device) if self.device_map is None else "auto"
+        if self.device_map:  # the weights go to the GPUs when there are any: their dtype default
+            import torch
+
+            self.dtype = pick_dtype(options.dtype, "cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            self.dtype = pick_dtype(options.dtype, self.device)
+        self.attn_implementation = options.attn_implementation
+        self.batch_size = options.batch_size
+        self.max_new_tokens = options.max_new_tokens
+        self.temperature = options.temperature
         self.processor = load_pretrained(AutoProcessor, self.path, "a processor", **remote)
-        if getattr(self.processor, "chat_template", None) is None:
+        # The template: the processor's, else the tokenizer's (Phi-4-multimodal keeps it there)
+        template = getattr(self.processor, "chat_template", None) or getattr(
+            getattr(self.processor, "tokenizer", None), "chat_template", None)
+        self.plain_prompt = template is None
+        if self.plain_prompt and self.model_type not in PLAIN_PROMPTS:
             raise UserError(f"{model}: its processor has no chat template; emidbench prompts a model only "
                             "through its own template (add one to the checkpoint's processor)")
         self.tokenizer = getattr(self.processor, "tokenizer", None)
@@ -66,29 +148,59 @@ class HFBackend:
             self.source = f"local:{weights_fingerprint(local)}"
         else:
             self.source = f"{self.path}@{getattr(config, '_commit_hash', None) or 'unknown-revision'}"
-        dtype_name = str(self.dtype).replace("torch.", "")
-        self.identity = f"hf:{self.source}:{dtype_name}"
+        self.dtype_name = str(self.dtype).replace("torch.", "")
+        self.identity = f"hf:{self.source}:{self.dtype_name}"
+        if self.dtype_name != "float32":
+            # half precision: a padded batch can change a near-tie greedy step (README, eval)
+            self.identity += f":batch{self.batch_size}" + ("" if options.group_by_length else ":ungrouped")
+        if self.attn_implementation:
+            self.identity += f":{self.attn_implementation}"
+        self.fallbacks: Counter = Counter()  # reason -> items redone alone
+        self.renderer = PromptRenderer(self.processor, plain=self.plain_prompt, template=template)
         self._model = None
 
     # --------------------------------------------------------------- the protocol
 
     def record(self) -> dict:
-        return {"resolved": str(self.path), "source": self.source, "device": self.device,
-                "dtype": str(self.dtype).replace("torch.", ""), "batch_size": self.batch_size,
-                "trust_remote_code": self.trust_remote_code}
+        rec = {"resolved": str(self.path), "source": self.source, "device": self.device, "dtype": self.dtype_name,
+               "batch_size": self.batch_size, "trust_remote_code": self.trust_remote_code,
+               "device_map": self.device_map, "attn_implementation": self.attn_implementation,
+               "group_by_length": self.options.group_by_length}
+        if self.plain_prompt:
+            rec["prompt_format"] = f"plain ({self.model_type}: {PLAIN_PROMPTS[self.model_type]})"
+        if self.system_folded:
+            rec["system_prompt_placement"] = ("folded into the user turn (the chat template refuses a system "
+                                              "message beside an image)")
+        return rec
+
+    @property
+    def system_folded(self) -> bool:
+        return self.renderer.system_folded
 
     def prompt(self, req: Request) -> str:
-        messages = []
-        if req.system_prompt:
-            messages.append({"role": "system", "content": [{"type": "text", "text": req.system_prompt}]})
-        messages.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": req.question}]})
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        """The exact text the processor tokenises. Raises for an item whose template fails
+        (the stage records that item as failed)."""
+        return self.renderer.render(req)
 
-    def answer(self, requests: list[Request]) -> list[Result]:
+    def order_key(self, req: Request, prompt: str):
+        """Requests of similar shape batch with less padding: (image pixels, prompt tokens).
+        Used by the stage within a scenario when group_by_length is on."""
+        import io
+
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(req.image)) as im:
+                pixels = im.size[0] * im.size[1]
+        except Exception:
+            pixels = 0
+        return pixels, len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+    def answer(self, requests: list[Request], prompts: list[str] | None = None) -> list[Result]:
         from emidbench.benchmarks.base import decode_image
 
         self.load()
-        prompts = [self.prompt(r) for r in requests]
+        prompts = prompts or [self.prompt(r) for r in requests]
         results: list[Result | None] = [None] * len(requests)
         images = {}
         for i, r in enumerate(requests):
@@ -97,18 +209,23 @@ class HFBackend:
             except UserError as e:
                 results[i] = Result("", prompts[i], str(e))
         ok = [i for i in range(len(requests)) if results[i] is None]
+        if not ok:
+            return results
         try:
-            texts = self._generate([images[i] for i in ok], [prompts[i] for i in ok]) if ok else []
-        except Exception as e:  # one bad item (or memory) must not fail the batch: retry one by one
+            texts = self._generate([images[i] for i in ok], [prompts[i] for i in ok])
+        except Exception as e:
+            reason = f"{type(e).__name__}: {first_line(e)}"
             if len(ok) == 1:
-                texts = [None]
-                results[ok[0]] = Result("", prompts[ok[0]], f"{type(e).__name__}: {first_line(e)}")
-            else:
-                self._free_memory()
-                return [results[i] or self.answer([requests[i]])[0] for i in range(len(requests))]
+                results[ok[0]] = Result("", prompts[ok[0]], reason)
+                return results
+            # one bad item (or memory) must not fail the batch: each item alone, counted
+            self.fallbacks[reason] += len(ok)
+            self._free_memory()
+            for i in ok:
+                results[i] = self.answer([requests[i]], [prompts[i]])[0]
+            return results
         for i, text in zip(ok, texts):
-            if text is not None:
-                results[i] = Result(text, prompts[i])
+            results[i] = Result(text, prompts[i])
         return results
 
     # --------------------------------------------------------------- internals
@@ -118,19 +235,40 @@ class HFBackend:
         if self._model is not None:
             return
         import torch
-        from transformers import AutoModelForImageTextToText
+        import transformers
 
-        remote = {"trust_remote_code": True} if self.trust_remote_code else {}
-        model = load_pretrained(AutoModelForImageTextToText, self.path, "an image-text-to-text model",
-                                dtype=self.dtype, **remote)
-        self._model = model.to(self.device).eval()
+        auto = transformers.AutoModelForMultimodalLM if self.multimodal_lm else transformers.AutoModelForImageTextToText
+        kwargs = {"trust_remote_code": True} if self.trust_remote_code else {}
+        if self.attn_implementation:
+            kwargs["attn_implementation"] = self.attn_implementation
+        if self.device_map:
+            try:
+                import accelerate  # noqa: F401
+            except ImportError:
+                raise UserError("--device-map needs accelerate: pip install 'emidbench[gpu]' (or pip install "
+                                "accelerate)") from None
+            kwargs["device_map"] = self.device_map
+        model = load_pretrained(auto, self.path, "an image-text-to-text model",
+                                dtype=self.dtype, **kwargs)
+        self._model = (model if self.device_map else model.to(self.device)).eval()
+        if self.device_map:  # inputs go where the embeddings are
+            self.device = str(model.get_input_embeddings().weight.device)
         torch.manual_seed(0)  # only matters with --temperature > 0
+
+    def encode(self, images: list, prompts: list[str]):
+        """What the model is fed: the processor's tokenisation as apply_chat_template(tokenize=True)
+        does it — no special tokens added to a rendering that starts with BOS already."""
+        bos = self.tokenizer.bos_token
+        starts = {bool(bos) and p.startswith(bos) for p in prompts}
+        if len(starts) > 1:  # never from one template; a batch with both would tokenise half wrong
+            raise ValueError("prompts disagree on whether they start with BOS")
+        extra = {"add_special_tokens": False} if starts == {True} else {}
+        return self.processor(images=[[im] for im in images], text=prompts, padding=True, return_tensors="pt", **extra)
 
     def _generate(self, images: list, prompts: list[str]) -> list[str]:
         import torch
 
-        enc = self.processor(images=images, text=prompts, padding=True, return_tensors="pt")
-        enc = enc.to(self.device, dtype=self.dtype)
+        enc = self.encode(images, prompts).to(self.device, dtype=self.dtype)
         kwargs = {"max_new_tokens": self.max_new_tokens, "do_sample": self.temperature > 0}
         if self.temperature > 0:
             kwargs["temperature"] = self.temperature

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from emidbench.common.chat import DEFAULT_BASE_URL, ChatClient, data_url
 from emidbench.eval.backends import BACKENDS, Request, Result
+from emidbench.eval.options import EvalOptions
 
 
 def chat_messages(req: Request, image_url: str) -> list[dict]:
@@ -28,8 +29,9 @@ def chat_messages(req: Request, image_url: str) -> list[dict]:
 
 @BACKENDS.register("openai", "any OpenAI-compatible chat-completions server (GPT-4o, vLLM, SGLang, Ollama, TGI)")
 class OpenAIBackend:
-    def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 4, max_new_tokens: int = 128, temperature: float = 0.0, **_):
+    def __init__(self, model: str, options: EvalOptions):
+        base_url, api_key_env, concurrency = options.base_url, options.api_key_env, options.concurrency
+        max_new_tokens, temperature = options.max_new_tokens, options.temperature
         self.model = model
         self.client = ChatClient(base_url or DEFAULT_BASE_URL, api_key_env)
         self.concurrency = max(1, int(concurrency))
