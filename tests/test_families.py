@@ -20,7 +20,7 @@ import sys
 import pytest
 from conftest import sample_image
 from families import FAMILIES, build
-from helpers import REPO
+from tests.helpers import REPO
 
 from emidbench.common.errors import UserError
 from emidbench.common.io import read_jsonl
