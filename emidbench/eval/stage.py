@@ -95,13 +95,15 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
              max_new_tokens: int = 128, temperature: float = 0.0, system_prompt: str | None = None,
              scenarios: str | None = None, dtype: str = "auto", device: str = "auto",
              trust_remote_code: bool = False, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-             concurrency: int = 4, console=None, cache_dir: Path | None = None) -> EvalSummary:
+             concurrency: int = 4, console=None, cache_dir: Path | None = None,
+             api: dict | None = None) -> EvalSummary:
     """Answer every question of the selected scenarios of RUN with one model.
 
     scenarios: a glob over scenario names (several separated by commas), default all.
     name: folder under RUN/responses/ (default: the last part of `model`).
     cache_dir: the response cache (default RUN/cache/responses; point several runs at one
-    folder to share answers across runs). Returns an EvalSummary; failed items do not
+    folder to share answers across runs). api: the openai backend's ChatOptions (api_type,
+    api_version, organization, headers, timeout, retries; common/chat.py). Returns an EvalSummary; failed items do not
     raise (summary.failed, summary.exit_code). Bad input raises UserError."""
     check_options(batch_size, max_new_tokens, temperature, concurrency)
     rd = RunDir(run)
@@ -124,7 +126,7 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
         engine = backend_cls(model=model, batch_size=batch_size, max_new_tokens=settings["max_new_tokens"],
                              temperature=settings["temperature"], dtype=dtype, device=device,
                              trust_remote_code=trust_remote_code, base_url=base_url, api_key_env=api_key_env,
-                             concurrency=concurrency)
+                             concurrency=concurrency, api=api)
         questions = {sc: rd.read_scenario(sc) for sc in chosen}
         items = _build_items(rd, engine, questions, settings)
         keys = {sc: {it.question_id: it.key for it in items[sc]} for sc in chosen}
