@@ -213,3 +213,23 @@ def test_azure_requests_go_to_the_deployment_with_the_api_version(fake_openai, m
     path = server.requests[-1][0]
     assert path == "/openai/deployments/my-deployment/chat/completions?api-version=2024-10-21"
     assert server.requests[-1][4]["api-key"] == "az-secret" and server.requests[-1][1] is None
+
+
+def test_api_options_in_a_run_config_are_checked_before_any_stage(tmp_path):
+    from emidbench.pipeline import load_run_config
+
+    def config(text: str, models: str = "models: [m]\n"):
+        path = tmp_path / "c.yaml"
+        path.write_text("out: runs/x\nbenchmark: mini\n" + models + text)
+        return load_run_config(path)
+
+    cfg = config("eval:\n  backend: openai\n  base_url: http://127.0.0.1:8000/v1\n"
+                 "  api: {api_type: azure, api_version: '2024-10-21', headers: {X-Team: a}, retries: 2}\n"
+                 "score:\n  judge: openai:j\n  judge_api: {timeout: 30}\n")
+    assert cfg["eval"]["api"]["api_type"] == "azure" and cfg["score"]["judge_api"] == {"timeout": 30}
+    with pytest.raises(UserError, match=r"c.yaml: eval.api: unknown key 'header' \(did you mean 'headers'\?\)"):
+        config("eval:\n  api: {header: {X: y}}\n")
+    with pytest.raises(UserError, match=r"c.yaml: score.judge_api: retries must be 0 or a positive integer"):
+        config("score:\n  judge_api: {retries: -1}\n")
+    with pytest.raises(UserError, match=r"c.yaml: models\[0\].base_url: 'localhost:8000' is not a URL"):
+        config("eval:\n  backend: openai\n", models="models:\n  - model: m\n    base_url: localhost:8000\n")

@@ -103,8 +103,9 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
     name: folder under RUN/responses/ (default: the last part of `model`).
     cache_dir: the response cache (default RUN/cache/responses; point several runs at one
     folder to share answers across runs). api: the openai backend's ChatOptions (api_type,
-    api_version, organization, headers, timeout, retries; common/chat.py). Returns an EvalSummary; failed items do not
-    raise (summary.failed, summary.exit_code). Bad input raises UserError."""
+    api_version, organization, headers, timeout, retries; common/chat.py). Returns an
+    EvalSummary; failed items do not raise (summary.failed, summary.exit_code). Bad input
+    raises UserError."""
     check_options(batch_size, max_new_tokens, temperature, concurrency)
     rd = RunDir(run)
     manifest = rd.read_manifest()
