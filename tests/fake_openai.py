@@ -6,7 +6,7 @@ it got and of how many were in flight at once.
 
     with FakeOpenAI(reply=lambda body: "text") as server:
         server.script = [("status", 429, {"Retry-After": "1"}), ("torn",), ("no_choices",),
-                         ("empty",), ("stall", 1.5)]   # consumed one per request
+                         ("empty",), ("not_json",), ("stall", 1.5)]   # consumed one per request
         ... base_url=server.url ...
         server.requests  # [(path, authorization header, body, time received, headers (lower-case names))]
 """
@@ -79,6 +79,14 @@ def _handler(fake: FakeOpenAI):
                     self.wfile.write(b'{"id": "c1", "choices": [{"index": 0, "mess')
                     self.wfile.flush()
                     self.close_connection = True
+                    return
+                if kind == "not_json":  # a 200 that is no completion at all
+                    data = b"<html>gateway says hello</html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                     return
                 if kind == "stall":
                     time.sleep(step[1])

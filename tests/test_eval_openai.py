@@ -104,14 +104,16 @@ def test_wrong_key_is_one_line_without_the_key(small_run, fake_openai, monkeypat
 
 def test_torn_no_choices_and_empty_messages_are_counted_item_failures(make_run, image_bytes, fake_openai):  # noqa: F811
     server = fake_openai(echo)
-    run = make_run({"s": [(i, image_bytes(i), f"question {i}?") for i in range(4)]})
+    run = make_run({"s": [(i, image_bytes(i), f"question {i}?") for i in range(5)]})
     # item 0: torn twice then fine (retried by the client); 1: torn on every try; 2: no
-    # choices; 3: an empty message. concurrency 1: the script meets the items in order.
-    server.script = [("torn",), ("torn",), None, ("torn",), ("torn",), ("torn",), ("no_choices",), ("empty",)]
+    # choices; 3: an empty message; 4: not JSON. concurrency 1: the script meets the items in order.
+    server.script = [("torn",), ("torn",), None, ("torn",), ("torn",), ("torn",), ("no_choices",), ("empty",),
+                     ("not_json",)]
     s = run_eval(run, "m", backend="openai", base_url=server.url, concurrency=1, api=FAST)
-    assert (s.done, s.failed, s.exit_code) == (1, 3, 1)
+    assert (s.done, s.failed, s.exit_code) == (1, 4, 1)
     recs = answers(run, "m", "s")
-    assert [r["question_id"] for r in recs] == [0, 1, 2, 3]
+    assert [r["question_id"] for r in recs] == [0, 1, 2, 3, 4]
+    assert "malformed response" in recs[4]["metadata"]["error"]
     assert recs[0]["text"] == "echo: question 0? | 48x40" and "error" not in recs[0]["metadata"]
     assert "connection lost or response torn after 3 tries" in recs[1]["metadata"]["error"]
     assert recs[2]["metadata"]["error"] == "the server answered without choices"
@@ -120,8 +122,8 @@ def test_torn_no_choices_and_empty_messages_are_counted_item_failures(make_run, 
     # The next run asks the failed ones again, and only those.
     n = len(server.requests)
     s = run_eval(run, "m", backend="openai", base_url=server.url, concurrency=1, api=FAST)
-    assert (s.done, s.skipped, s.failed) == (3, 1, 0) and len(server.requests) == n + 3
-    assert [r["question_id"] for r in answers(run, "m", "s")] == [0, 1, 2, 3]
+    assert (s.done, s.skipped, s.failed) == (4, 1, 0) and len(server.requests) == n + 4
+    assert [r["question_id"] for r in answers(run, "m", "s")] == [0, 1, 2, 3, 4]
 
 
 def test_rejected_item_is_recorded_and_the_run_goes_on(make_run, image_bytes, fake_openai):  # noqa: F811

@@ -188,8 +188,8 @@ class ChatClient:
             if e.status_code in (400, 422) or e.status_code >= 500:
                 self._check_served(model)  # a model the server does not have: stop, not N failed items
             raise RuntimeError(f"HTTP {e.status_code}: {self._detail(e)}") from None
-        except openai.APIResponseValidationError as e:
-            raise RuntimeError(f"malformed response: {self._scrub(str(e))[:200]}") from None
+        except (openai.APIResponseValidationError, ValueError) as e:  # a 200 whose body is not a completion
+            raise RuntimeError(f"malformed response ({type(e).__name__}: {self._scrub(str(e))[:200]})") from None
         return self._text(resp)
 
     def _check_up(self) -> None:
