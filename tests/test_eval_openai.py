@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from fake_openai import fake_openai  # noqa: F401 - the fixture
@@ -74,7 +75,15 @@ def test_answers_with_retry_after_auth_and_data_urls(small_run, fake_openai, mon
 
 def test_concurrency_headers_organization_and_no_key_for_a_local_server(small_run, fake_openai,  # noqa: F811
                                                                         monkeypatch):
-    server = fake_openai(echo)
+    def echo_in_company(body):
+        """Answers once another request is in flight too (or after 10 s): with --concurrency
+        working, two always meet; without, max_in_flight stays 1."""
+        deadline = time.monotonic() + 10
+        while server.in_flight < 2 and server.max_in_flight < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return echo(body)
+
+    server = fake_openai(echo_in_company)
     monkeypatch.delenv("UNSET_KEY", raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-be-used")  # only the named variable counts
     monkeypatch.setenv("OPENAI_ORG_ID", "org-from-the-environment")
