@@ -6,11 +6,14 @@ restarted, down at start, a wrong model name, slower than --timeout."""
 
 from __future__ import annotations
 
+import csv
 import re
+import subprocess
+import sys
 import time
 
 import pytest
-from helpers import run_cli
+from helpers import REPO, run_cli
 from test_judges import build_tiny_llama
 from test_score_stage import make_run as make_scored_run
 from transformers_serve import TransformersServe, free_port
@@ -108,8 +111,6 @@ def test_the_model_is_named_as_the_server_names_it(small_run, servers):
 
 def test_a_random_tiny_judges_unparsable_replies_are_failed_and_excluded(tmp_path, servers):
     judge = servers.judge
-    import csv
-
     run = make_scored_run(tmp_path / "run", n_images=1, scenarios=("bench", "bench_blur"))
     path = run_score(run, "m", judge=f"openai:{judge.model}", judge_base_url=judge.url, concurrency=2,
                      judge_api=FAST)
@@ -132,11 +133,6 @@ def test_server_killed_mid_eval_then_restarted_loses_and_duplicates_nothing(make
     path = RunDir(run).responses_path("tiny-llava", "s")
     args = ["eval", run, "--model", llava.model, "--backend", "openai", "--base-url", llava.url,
             "--concurrency", "1", "--max-new-tokens", "4", "--retries", "1"]
-    import subprocess
-    import sys
-
-    from helpers import REPO
-
     proc = subprocess.Popen([sys.executable, "-m", "emidbench", *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
