@@ -244,3 +244,14 @@ def test_api_options_in_a_run_config_are_checked_before_any_stage(tmp_path):
         config("score:\n  judge_api: {retries: -1}\n")
     with pytest.raises(UserError, match=r"c.yaml: models\[0\].base_url: 'localhost:8000' is not a URL"):
         config("eval:\n  backend: openai\n", models="models:\n  - model: m\n    base_url: localhost:8000\n")
+
+
+def test_cli_api_options_are_checked_before_any_work(small_run):
+    from helpers import run_cli
+
+    proc = run_cli("eval", small_run, "--model", "m", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
+                   "--header", "X-Team")
+    assert proc.returncode == 2 and proc.stderr.strip() == "emidbench: error: --header 'X-Team': expected NAME=VALUE", proc.stderr
+    proc = run_cli("score", small_run, "--model", "m", "--judge", "openai:j", "--judge-retries", "-1")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "--judge-api options: retries must be 0 or a positive integer (got -1)" in proc.stderr
