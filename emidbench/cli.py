@@ -49,6 +49,16 @@ def _pairs(items: Optional[List[str]], what: str) -> dict[str, str]:
     return pairs
 
 
+def _api_options(api_type, api_version, organization, header, timeout, retries, prefix: str) -> dict:
+    """The ChatOptions mapping (common/chat.py) from the CLI's api options."""
+    from emidbench.common.chat import ChatOptions
+
+    api = {"api_type": api_type, "api_version": api_version, "organization": organization,
+           "headers": _pairs(header, f"{prefix}header"), "timeout": timeout, "retries": retries}
+    ChatOptions.parse(api, f"{prefix}api options")  # bad values: one line before any work
+    return api
+
+
 @app.command()
 def shift(
     run: Optional[Path] = typer.Argument(None, metavar="RUN", help="Run directory to write (RUN/shifts/)."),
@@ -103,6 +113,12 @@ def eval_(
     base_url: Optional[str] = typer.Option(None, help="openai backend: the server, e.g. http://localhost:8000/v1."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="openai backend: environment variable holding the key (never written anywhere)."),
     concurrency: int = typer.Option(4, help="openai backend: requests in flight."),
+    api_type: str = typer.Option("openai", help="openai backend: openai (any compatible server) or azure (Azure OpenAI: --base-url is the resource endpoint, --model the deployment)."),
+    api_version: Optional[str] = typer.Option(None, help="openai backend, Azure: the api-version, e.g. 2024-10-21."),
+    organization: Optional[str] = typer.Option(None, help="openai backend: OpenAI-Organization header."),
+    header: Optional[List[str]] = typer.Option(None, help="openai backend: an extra HTTP header NAME=VALUE (repeatable; values are not recorded)."),
+    timeout: float = typer.Option(120.0, help="openai backend: seconds per request before it is retried."),
+    retries: int = typer.Option(6, help="openai backend: retries of 429/5xx/time-outs/dropped connections (then the item is recorded failed)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Response cache shared across runs (default RUN/cache/responses)."),
     device_map: Optional[str] = typer.Option(None, help="hf: `auto` spreads a model too big for one GPU over every GPU (and CPU); needs accelerate."),
     attn_implementation: Optional[str] = typer.Option(None, help="hf: sdpa, flash_attention_2 or eager (default: transformers' choice)."),
@@ -124,6 +140,7 @@ def eval_(
     from emidbench.eval.options import EvalOptions
 
     values = {k: v for k, v in locals().items() if k in EvalOptions.names()}
+    values["api"] = _api_options(api_type, api_version, organization, header, timeout, retries, "--")
     summary = run_eval(run, model, EvalOptions.from_mapping(values), console=console)
     raise typer.Exit(summary.exit_code)
 
@@ -145,6 +162,12 @@ def score(
     judge_base_url: Optional[str] = typer.Option(None, help="openai judge: the server's base URL."),
     judge_api_key_env: str = typer.Option("OPENAI_API_KEY", help="openai judge: environment variable holding the key."),
     concurrency: int = typer.Option(4, help="openai judge: requests in flight."),
+    judge_api_type: str = typer.Option("openai", help="openai judge: openai or azure (Azure OpenAI)."),
+    judge_api_version: Optional[str] = typer.Option(None, help="openai judge, Azure: the api-version."),
+    judge_organization: Optional[str] = typer.Option(None, help="openai judge: OpenAI-Organization header."),
+    judge_header: Optional[List[str]] = typer.Option(None, help="openai judge: an extra HTTP header NAME=VALUE (repeatable)."),
+    judge_timeout: float = typer.Option(120.0, help="openai judge: seconds per request before it is retried."),
+    judge_retries: int = typer.Option(6, help="openai judge: retries of 429/5xx/time-outs/dropped connections."),
     judge_rules: Optional[Path] = typer.Option(None, help="Judge prompts in LLaVA's rule.json format, used verbatim (default: a built-in wording of LLaVA-Bench's protocol)."),
     from_embeddings: Optional[Path] = typer.Option(None, help="Score pre-extracted embeddings: DIR with manifest.json and <scenario>.npz (x_v, x_t, y_hat, y)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="With --from-embeddings: where per_shift.csv goes."),
@@ -170,7 +193,9 @@ def score(
                      entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed,
                      judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
                      judge_rules=str(judge_rules) if judge_rules else None, concurrency=concurrency,
-                     console=console)
+                     console=console,
+                     judge_api=_api_options(judge_api_type, judge_api_version, judge_organization, judge_header,
+                                            judge_timeout, judge_retries, "--judge-"))
     out.print(f"wrote {path}")
 
 

@@ -31,7 +31,8 @@ BENCH_KEYS = {"name", "split", "subset", "columns", "known_as", "domains", "size
 EVAL_KEYS = EvalOptions.names()  # every eval option, in a config's `eval:` and `models[i]:`
 REPORT_KEYS: set[str] = set()  # the report stage has no options yet
 SCORE_KEYS = {"embedder", "vision_encoder", "text_encoder", "estimator", "judge", "debias", "id_scenario",
-              "entropy_scaler", "bootstrap", "judge_base_url", "judge_api_key_env", "judge_rules", "concurrency"}
+              "entropy_scaler", "bootstrap", "judge_base_url", "judge_api_key_env", "judge_rules", "concurrency",
+              "judge_api"}
 
 
 def config_dir() -> Path:
@@ -135,6 +136,7 @@ def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
         EvalOptions.from_mapping(opts).check()
     except UserError as e:
         raise UserError(f"{where}: models[{i}]: {e}") from None
+    _check_api(opts, "base_url", "api", where, key)
 
 
 def _check_score(opts: dict, where: str) -> None:
@@ -143,10 +145,21 @@ def _check_score(opts: dict, where: str) -> None:
     from emidbench.score.stage import check_options, run_score
 
     _check_each(check_options, run_score, opts, where, lambda k: f"score.{k}")
+    _check_api(opts, "judge_base_url", "judge_api", where, lambda k: f"score.{k}")
     if "embedder" in opts:
         _check_name(EMBEDDERS, opts["embedder"], where, "score.embedder")
     if opts.get("judge"):  # `openai:gpt-4o`: the registry knows the part before the colon (make_judge)
         _check_name(JUDGES, str(opts["judge"]).partition(":")[0], where, "score.judge")
+
+
+def _check_api(opts: dict, url_key: str, api_key: str, where: str, key: Callable[[str], str]) -> None:
+    """An OpenAI-compatible server's URL and api options (eval.api / score.judge_api)."""
+    from emidbench.common.chat import ChatOptions, check_base_url
+
+    if opts.get(url_key) is not None:
+        check_base_url(str(opts[url_key]), f"{where}: {key(url_key)}:")
+    if api_key in opts:
+        ChatOptions.parse(opts[api_key], f"{where}: {key(api_key)}")
 
 
 def _check_name(registry, name, where: str, key: str) -> None:

@@ -1,19 +1,18 @@
 """LLM judges: the LLaVA-Bench prompt (against LLaVA's rule.json when it is there), reply
 parsing, aggregation by LLaVA's summarize convention with failed items excluded, the
-openai judge against a real HTTP server on 127.0.0.1 (cache, retries, debias, an
-endpoint that goes down), a tiny local LLM through transformers, the offline proxy."""
+openai judge against a scripted server on 127.0.0.1 (tests/fake_openai.py: cache,
+retries, debias, an endpoint that goes down; against a real server: test_openai_served.py), a tiny local LLM through transformers, the offline proxy."""
 
 from __future__ import annotations
 
 import csv
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_openai import fake_openai  # noqa: F401 - the fixture
 from tests.helpers import reference_dir
 from test_score_stage import make_run, quiet
 
@@ -171,66 +170,39 @@ def _quality(answer: str) -> int:
     return 8 if answer.endswith("calm.") else 3 + len(answer.split()) % 6
 
 
-class JudgeServer(BaseHTTPRequestHandler):
-    """A chat-completions server that judges like a (position-biased) LLM: an answer
-    ending like the references ("calm.") gets 8, another 3 + (#words mod 6); Assistant 1 gets
-    `bias` extra points. Answers containing GARBLE get an unparsable reply; FLAKY gets
-    one on its first ask only. After `die_after` requests it answers 401."""
-
-    protocol_version = "HTTP/1.1"
-    state: dict = {}
-
-    def do_POST(self):
-        st = self.state
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        content = body["messages"][-1]["content"]
-        with st["lock"]:
-            st["calls"] += 1
-            n = st["calls"]
-            st["auth"].add(self.headers.get("Authorization"))
-            first_time = content not in st["seen"]
-            st["seen"].add(content)
-        if st["die_after"] is not None and n > st["die_after"]:
-            return self._send(401, {"error": {"message": "key revoked"}})
-        a1 = _between(content, "[Assistant 1]\n", "\n\n[End of Assistant 1]")
-        a2 = _between(content, "[Assistant 2]\n", "\n\n[End of Assistant 2]")
-        if "GARBLE" in a1 + a2 or ("FLAKY" in a1 + a2 and first_time):
-            reply = "I cannot decide.\nBoth are fine."
-        else:
-            s1, s2 = (_quality(a) for a in (a1, a2))
-            reply = f"{s1 + st['bias']} {s2}\nAssistant 1 is better."
-        self._send(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": reply}}]})
-
-    def _send(self, code, obj):
-        data = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
+def judge_reply(server, body) -> str:
+    """Judges like a (position-biased) LLM: an answer ending like the references ("calm.")
+    gets 8, another 3 + (#words mod 6); Assistant 1 gets `server.bias` extra points. Answers
+    containing GARBLE get an unparsable reply; FLAKY gets one on its first ask only."""
+    content = body["messages"][-1]["content"]
+    with server.lock:
+        first_time = content not in server.seen
+        server.seen.add(content)
+    a1 = _between(content, "[Assistant 1]\n", "\n\n[End of Assistant 1]")
+    a2 = _between(content, "[Assistant 2]\n", "\n\n[End of Assistant 2]")
+    if "GARBLE" in a1 + a2 or ("FLAKY" in a1 + a2 and first_time):
+        return "I cannot decide.\nBoth are fine."
+    s1, s2 = (_quality(a) for a in (a1, a2))
+    return f"{s1 + server.bias} {s2}\nAssistant 1 is better."
 
 
 @pytest.fixture
-def judge_server(monkeypatch):
+def judge_server(monkeypatch, fake_openai):  # noqa: F811
+    """A judge whose scores are known in advance (tests/fake_openai.py); the judge against a
+    real server (transformers serve, a random tiny model): test_openai_served.py."""
     monkeypatch.setenv("TEST_JUDGE_KEY", KEY)
-    state = {"lock": threading.Lock(), "calls": 0, "auth": set(), "seen": set(), "bias": 0, "die_after": None}
-    handler = type("Handler", (JudgeServer,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state["url"] = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    state["server"] = server
-    yield state
-    server.shutdown()
-    server.server_close()
+    server = fake_openai(lambda body: judge_reply(server, body), key=KEY)
+    server.seen, server.bias = set(), 0
+    return server
 
 
-def _openai(run, state, **kw):
-    return run_score(run, "m", judge="openai:judge-1", judge_base_url=state["url"],
-                     judge_api_key_env="TEST_JUDGE_KEY", concurrency=3, **kw)
+def calls(server) -> int:
+    return len(server.requests)
+
+
+def _openai(run, server, **kw):
+    return run_score(run, "m", judge="openai:judge-1", judge_base_url=server.url,
+                     judge_api_key_env="TEST_JUDGE_KEY", concurrency=3, judge_api={"retries": 2}, **kw)
 
 
 def _rows(path):
@@ -246,8 +218,8 @@ def test_openai_judge_scores_caches_and_never_writes_the_key(tmp_path, judge_ser
     run = make_run(tmp_path / "run", n_images=2, drop={"bench_typo": [0]})
     rows = _rows(_openai(run, judge_server))
     n_prompts = 6 + 6 + 5
-    assert judge_server["calls"] == n_prompts
-    assert judge_server["auth"] == {f"Bearer {KEY}"}
+    assert calls(judge_server) == n_prompts
+    assert {r[1] for r in judge_server.requests} == {f"Bearer {KEY}"}
     rd = RunDir(run)
     for name in ("bench", "bench_blur", "bench_typo"):
         recs = read_jsonl(run / "scores" / "m" / "judge" / f"{name}.jsonl")
@@ -274,7 +246,7 @@ def test_openai_judge_scores_caches_and_never_writes_the_key(tmp_path, judge_ser
     before = (run / "scores" / "m" / "metrics.csv").read_bytes()
     judge_records = (run / "scores" / "m" / "judge" / "bench.jsonl").read_bytes()
     _openai(run, judge_server)
-    assert judge_server["calls"] == n_prompts
+    assert calls(judge_server) == n_prompts
     assert (run / "scores" / "m" / "metrics.csv").read_bytes() == before
     assert (run / "scores" / "m" / "judge" / "bench.jsonl").read_bytes() == judge_records
 
@@ -293,7 +265,7 @@ def test_failed_replies_are_retried_then_excluded_and_counted(tmp_path, judge_se
     _set_answer(run, "bench", 1, "GARBLE forever")
     _set_answer(run, "bench", 2, "FLAKY but fine in the end")
     rows = _rows(_openai(run, judge_server))
-    assert judge_server["calls"] == 18 + 2 + 1  # GARBLE asked 3 times, FLAKY twice
+    assert calls(judge_server) == 18 + 2 + 1  # GARBLE asked 3 times, FLAKY twice
     recs = {r["question_id"]: r for r in read_jsonl(run / "scores" / "m" / "judge" / "bench.jsonl")}
     assert recs[1]["failed"] is True and recs[1]["scores"] is None
     assert recs[1]["raw"] == ["I cannot decide.\nBoth are fine."]
@@ -303,14 +275,14 @@ def test_failed_replies_are_retried_then_excluded_and_counted(tmp_path, judge_se
     assert float(rows["bench"]["rp_score"]) == pytest.approx(100 * np.mean([r["scores"][1] for r in kept]) / 8)
     # A rerun asks again only for the failed one (failures are not cached).
     _openai(run, judge_server)
-    assert judge_server["calls"] == 21 + 3
+    assert calls(judge_server) == 21 + 3
 
 
 def test_debias_judges_both_orders_and_averages(tmp_path, judge_server):
-    judge_server["bias"] = 1  # the judge favours Assistant 1
+    judge_server.bias = 1  # the judge favours Assistant 1
     run = make_run(tmp_path / "run", n_images=1)
     plain = _rows(_openai(run, judge_server))
-    assert judge_server["calls"] == 9
+    assert calls(judge_server) == 9
     answers = {a["question_id"]: a["text"] for a in read_jsonl(RunDir(run).responses_path("m", "bench"))}
     for r in read_jsonl(run / "scores" / "m" / "judge" / "bench.jsonl"):
         assert r["scores"] == [9.0, float(_quality(answers[r["question_id"]]))]
@@ -321,7 +293,7 @@ def test_debias_judges_both_orders_and_averages(tmp_path, judge_server):
         got = {a["question_id"]: a["text"] for a in read_jsonl(rd.responses_path("m", name))}
         swapped_new += sum(got[q["question_id"]] != q["reference"] for q in rd.read_scenario(name))
     assert 0 < swapped_new < 9
-    assert judge_server["calls"] == 9 + swapped_new  # the reference-first replies came from the cache
+    assert calls(judge_server) == 9 + swapped_new  # the reference-first replies came from the cache
     for r in read_jsonl(run / "scores" / "m" / "judge" / "bench.jsonl"):
         q = float(_quality(answers[r["question_id"]]))
         assert r["orders"] == ["reference-first", "model-first"] and len(r["raw"]) == 2
@@ -337,22 +309,20 @@ def test_endpoint_down_keeps_what_was_written(tmp_path, judge_server):
     _openai(run, judge_server)
     out = run / "scores" / "m"
     before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    calls = judge_server["calls"]
     # New answers; the key is revoked half-way: a clear error, outputs untouched, the
     # replies that arrived are cached.
     for qid in range(6):
         _set_answer(run, "bench_blur", qid, f"a new answer number {qid} with several words")
-    judge_server["die_after"] = calls + 3
+    judge_server.script = [None] * 3 + [("status", 401, {})] * 100  # the key is revoked after 3
     with pytest.raises(UserError, match="HTTP 401"):
         _openai(run, judge_server)
     assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    judge_server["die_after"] = None
-    got = judge_server["calls"]
+    judge_server.script = []
+    got = calls(judge_server)
     _openai(run, judge_server)
-    assert judge_server["calls"] - got == 3  # only what had not arrived before
+    assert calls(judge_server) - got == 3  # only what had not arrived before
     # The server gone altogether: one clear line.
-    judge_server["server"].shutdown()
-    judge_server["server"].server_close()
+    judge_server.close()
     _set_answer(run, "bench_blur", 0, "yet another answer")
     with pytest.raises(UserError, match="cannot connect"):
         _openai(run, judge_server)

@@ -49,6 +49,9 @@ class EvalOptions:
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = 4
+    # how to reach the server beyond URL and key: a ChatOptions mapping (api_type, api_version,
+    # organization, headers, timeout, retries; emidbench/common/chat.py)
+    api: dict | None = None
     extra: dict = field(default_factory=dict, repr=False)  # reserved; never set from outside
 
     @classmethod
@@ -106,6 +109,12 @@ class EvalOptions:
                 raise UserError(f"--{_flag(key)} must be {what} (got {value!r})")
         if self.dtype not in DTYPES:
             raise UserError(f"unknown --dtype {self.dtype!r} (auto, float32, float16, bfloat16)")
+        if self.base_url is not None or self.api is not None:
+            from emidbench.common.chat import ChatOptions, check_base_url
+
+            if self.base_url is not None:
+                check_base_url(str(self.base_url), "--base-url")
+            ChatOptions.parse(self.api, "--api options")
         if self.device_map is not None and self.device not in ("auto",):
             raise UserError("--device-map places the weights itself; leave --device at auto")
 
@@ -114,6 +123,10 @@ class EvalOptions:
         out = asdict(self)
         out.pop("extra")
         out["cache_dir"] = str(self.cache_dir) if self.cache_dir is not None else None
+        if self.api is not None:  # header names only: a gateway's header value may be a secret
+            from emidbench.common.chat import ChatOptions
+
+            out["api"] = ChatOptions.parse(self.api, "--api options").record()
         return out
 
 

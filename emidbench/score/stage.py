@@ -53,8 +53,10 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
               debias: bool = False, id_scenario: str | None = None, entropy_scaler: float | None = None,
               bootstrap: int = 0, seed: int = 0, judge_base_url: str | None = None,
               judge_api_key_env: str = "OPENAI_API_KEY", judge_rules: str | None = None, concurrency: int = 4,
-              console=None) -> Path:
-    """Score one model's answers in RUN; returns the path of metrics.csv."""
+              console=None, judge_api: dict | None = None) -> Path:
+    """Score one model's answers in RUN; returns the path of metrics.csv. judge_api: the
+    openai judge's ChatOptions (api_type, api_version, organization, headers, timeout,
+    retries; common/chat.py)."""
     from emidbench.embedders import make_embedder
     from emidbench.embedders.cache import EmbeddingCache
 
@@ -92,7 +94,7 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
 
         rules = Rules(judge_rules)
         the_judge = make_judge(judge, base_url=judge_base_url, api_key_env=judge_api_key_env,
-                               concurrency=concurrency)
+                               concurrency=concurrency, api=judge_api)
     elif debias or judge_rules:
         say("score: --debias / --judge-rules have no effect without --judge")
 

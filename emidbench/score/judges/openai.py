@@ -3,12 +3,13 @@ chat-completions endpoint (OpenAI, or vLLM / SGLang / Ollama / TGI serving a loc
 model: --judge-base-url).
 
 As LLaVA's review scripts: the system message, the review as the user message,
-temperature 0.2, max_tokens 1024. The HTTP side is the eval stage's ChatClient
-(emidbench/eval/backends/openai.py): `concurrency` requests in flight, 429/5xx/time-outs
-retried with exponential backoff, 401/403/404 and a server that refuses connections stop
-the run with one clear line. The key is read from the environment variable named by
---judge-api-key-env and is never written anywhere (the judge identity holds the URL and
-the model, not the key).
+temperature 0.2, max_tokens 1024. The HTTP side is the ChatClient the eval backend uses
+too (emidbench/common/chat.py, the official `openai` client): `concurrency` requests in
+flight, 429/5xx/time-outs retried with backoff, 401/403/404, a model the server does not
+serve and a server that refuses connections stop the run with one clear line; an answer
+without choices or with an empty message is that item's failure (counted, left out).
+The key is read from the environment variable named by --judge-api-key-env and is never
+written anywhere (the judge identity holds the URL and the model, not the key).
 """
 
 from __future__ import annotations
@@ -28,16 +29,16 @@ MAX_TOKENS = 1024
 class OpenAIJudge:
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 4, temperature: float = TEMPERATURE, max_tokens: int = MAX_TOKENS,
-                 timeout: float = 120.0, retries: int = 6, backoff: float = 1.0, **_):
-        from emidbench.common.chat import DEFAULT_BASE_URL, ChatClient
+                 api=None, **_):
+        from emidbench.common.chat import ChatClient, ChatOptions
 
         if not model:
             raise UserError("--judge openai needs a model name: openai:<model>, e.g. openai:gpt-4o")
         if concurrency < 1:
             raise UserError(f"--concurrency must be at least 1 (got {concurrency})")
         self.model = model
-        self.client = ChatClient(base_url or DEFAULT_BASE_URL, api_key_env, timeout=timeout, retries=retries,
-                                 backoff=backoff)
+        self.client = ChatClient(base_url, api_key_env, ChatOptions.parse(api, "judge api options"),
+                                 option_prefix="--judge-", model_option="--judge openai:<model>")
         self.concurrency = concurrency
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -45,7 +46,8 @@ class OpenAIJudge:
 
     def describe(self) -> dict:
         return {"model": self.model, "url": self.client.url, "temperature": self.temperature,
-                "max_tokens": self.max_tokens, "api_key_env": self.client.api_key_env}
+                "max_tokens": self.max_tokens, "api_key_env": self.client.api_key_env,
+                **self.client.options.record()}
 
     def _ask(self, p: JudgePrompt) -> str | Exception:
         body = {"model": self.model, "messages": p.messages(), "temperature": self.temperature,
