@@ -198,11 +198,22 @@ def score(
 def report(
     run: Path = typer.Argument(..., metavar="RUN", help="Run directory with RUN/scores/."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Models to report (repeatable; default: all scored)."),
+    compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="The paper's results file (results/pairs-SYNTHETIC-ALL-<model>-CLUB_global.json): EMI, EMID, EMID UB per scenario and the correlation, ours beside theirs (RUN/report/<model>/compare.csv)."),
 ):
     """Per-shift CSV, correlations, plots and a terminal summary (RUN/report/)."""
     from emidbench.report import run_report
 
+    if compare_to is not None:
+        from emidbench.report.compare import read_paper_results
+
+        read_paper_results(compare_to)  # a bad file is one line before anything is written
     run_report(run, models=model or None, console=out)
+    if compare_to is not None:
+        from emidbench.report.compare import compare_to_paper
+
+        if model and len(model) > 1:
+            raise UserError("--compare-to compares one model: pass one --model")
+        compare_to_paper(run, compare_to, model=model[0] if model else None, console=out)
 
 
 @app.command()

