@@ -25,7 +25,8 @@ TOP_KEYS = {
     "out": None, "benchmark": None, "benchmark_options": {}, "suite": "paper-61", "seed": 0,
     "limit": None, "shift": {}, "models": [], "eval": {}, "score": {}, "report": {},
 }
-SHIFT_KEYS = {"workers", "translator", "dry_run", "split_embedder", "split_options"}
+SHIFT_KEYS = {"workers", "translator", "dry_run", "split_embedder", "split_options", "split_index",
+              "similarity_filter"}
 BENCH_KEYS = {"name", "split", "subset", "columns", "known_as", "domains", "size"}
 EVAL_KEYS = {"backend", "name", "batch_size", "max_new_tokens", "temperature", "system_prompt", "scenarios",
              "dtype", "device", "trust_remote_code", "base_url", "api_key_env", "concurrency", "cache_dir"}
