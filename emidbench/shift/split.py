@@ -173,7 +173,7 @@ def read_split_index(path) -> dict:
             obj = _DataOnlyUnpickler(io.BytesIO(data)).load()
         except pickle.UnpicklingError as e:
             raise UserError(f"--split-index {path}: refused: the pickle {e}") from None
-        except Exception as e:  # truncated / not a pickle at all
+        except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as e:  # not a pickle
             raise UserError(f"--split-index {path}: not a pickle or JSON split index ({type(e).__name__}: {e})") from None
     if not isinstance(obj, dict):
         raise UserError(f"--split-index {path}: expected a mapping of split name -> question positions, "
