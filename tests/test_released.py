@@ -6,7 +6,7 @@ import json
 import pickle
 
 import pytest
-from helpers import make_llava_folder, photo_like, run_cli, write_jsonl
+from helpers import make_llava_folder, photo_like, reference_dir, run_cli, write_jsonl
 
 from emidbench.benchmarks import load_benchmark
 from emidbench.benchmarks.released import load_scenario_sets
@@ -414,3 +414,55 @@ def test_compare_to_the_papers_results_file(tmp_path, make_run, image_bytes):
     broken.write_text(json.dumps({**paper, "EMID": {"llava_bench_coco_sr_4": "high"}}))
     r = run_cli("report", run, "--compare-to", broken)
     assert r.returncode == 2 and "EMID['llava_bench_coco_sr_4'] is not a number ('high')" in r.stderr
+
+
+# --------------------------------------------------------------------------- the real questions
+
+def check_real_questions(ref, tmp_path):
+    """LLaVA-Bench COCO's 90 questions and GPT-4 answers in the released layout (images
+    stand-ins): the ID split and a text-shifted one verbatim, category and the judge's
+    captions-and-boxes context joined from the source benchmark, released-style answers
+    imported without a mismatch."""
+    import datasets
+
+    questions = read_jsonl(ref / "qa90_questions.jsonl")
+    gpt4 = {r["question_id"]: r["text"] for r in read_jsonl(ref / "qa90_gpt4_answer.jsonl")}
+    src = tmp_path / "llava-bench-coco"
+    (src / "images").mkdir(parents=True)
+    names = sorted({q["image"] for q in questions})
+    image = {n: photo_like(i) for i, n in enumerate(names)}
+    for n in names:
+        (src / "images" / n).write_bytes(image[n])
+    write_jsonl(src / "questions.jsonl", questions)
+    write_jsonl(src / "answers.jsonl", [{"question_id": k, "text": v} for k, v in gpt4.items()])
+    (src / "caps_boxes_coco2014_val_80.jsonl").write_bytes((ref / "caps_boxes_coco2014_val_80.jsonl").read_bytes())
+
+    features = datasets.Features({"question_id": datasets.Value("int64"), "image": datasets.Image(),
+                                  "question": datasets.Value("string"), "reference_answer": datasets.Value("string")})
+
+    def split(text):
+        return datasets.Dataset.from_dict(
+            {"question_id": [q["question_id"] for q in questions],
+             "image": [{"bytes": image[q["image"]], "path": None} for q in questions],
+             "question": [text(q["text"]) for q in questions],
+             "reference_answer": [gpt4[q["question_id"]] for q in questions]}, features=features)
+
+    dd = datasets.DatasetDict({"llava_bench_coco": split(str), "llava_bench_coco_sr_4": split(str.lower)})
+    dd.save_to_disk(str(tmp_path / "released"))
+    sets = load_scenario_sets(str(tmp_path / "released"), known_as=SYNTHETIC)
+    m = run_released(sets, tmp_path / "run", source=load_benchmark(str(src)))
+    assert [(s.name, s.n) for s in m.scenarios] == [("llava_bench_coco", 90), ("llava_bench_coco_sr_4", 90)]
+    rd = RunDir(tmp_path / "run")
+    got = rd.read_scenario("llava_bench_coco_sr_4")
+    assert [r["text"] for r in got] == [q["text"].lower() for q in questions]
+    assert [r["category"] for r in got] == [q["category"] for q in questions]
+    assert all(r["context"] and "\n" in r["context"] for r in got)  # captions, then boxes
+    released_answers(tmp_path / "answers", dd)
+    s = import_responses(tmp_path / "answers", tmp_path / "run", MODEL)
+    assert s.scenarios == {"llava_bench_coco": 90, "llava_bench_coco_sr_4": 90}
+
+
+@pytest.mark.skipif(reference_dir("llava-bench-coco") is None, reason="../shared/reference/llava-bench-coco is "
+                                                                      "not beside this clone")
+def test_the_real_questions_in_the_released_layout(tmp_path):
+    check_real_questions(reference_dir("llava-bench-coco"), tmp_path)
