@@ -54,7 +54,7 @@ def shift(
     run: Optional[Path] = typer.Argument(None, metavar="RUN", help="Run directory to write (RUN/shifts/)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Same as RUN."),
     benchmark: str = typer.Option(..., "--benchmark", "-b", help="The ID benchmark: a name from `emidbench list` (mini, llava-bench), a LLaVA-style folder, a .jsonl/.parquet file, a saved `datasets` folder or a hub dataset id."),
-    suite: str = typer.Option("paper-61", "--suite", "-s", help="Shift suite: a name from `emidbench list` (paper-61, paper-synthetic, paper-natural, imagenet-c, text-noise) or your own YAML file."),
+    suite: str = typer.Option("paper-61", "--suite", "-s", help="Shift suite: a name from `emidbench list` (paper-61, paper-synthetic, paper-natural, imagenet-c, text-noise), your own YAML file, or `released`: --benchmark is a DatasetDict with one split per scenario (the paper's released sets), taken verbatim."),
     seed: int = typer.Option(0, help="Seed for every random perturbation (the ID data stay the same); same seed, same bytes."),
     workers: int = typer.Option(1, help="Processes computing image corruptions (results do not depend on it)."),
     limit: Optional[int] = typer.Option(None, help="Use only the first N samples of each domain (smoke runs)."),
