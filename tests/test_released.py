@@ -220,11 +220,28 @@ def test_one_in_the_wild_file_serves_easy_normal_and_hard(tmp_path):
     assert [r["question_id"] for r in hard] == [3, 4, 5, 9, 10, 11]
     assert hard[0]["metadata"]["imported_from"] == f"llava_bench_in_the_wild_German_{MODEL}.jsonl"
 
-    # a line answering a question of none of the scenarios the file serves: one line
-    with open(answers / f"llava_bench_in_the_wild_German_{MODEL}.jsonl", "a") as f:
+    # A language's file may answer more than the run has (a run with the easy set only):
+    # those answers are counted, not imported ...
+    wild_file = answers / f"llava_bench_in_the_wild_German_{MODEL}.jsonl"
+    with open(wild_file, "a") as f:
         f.write(json.dumps({"question_id": 99, "prompt": "?", "text": "x"}) + "\n")
-    with pytest.raises(UserError, match=r"_German_llava-v1.5-13b.jsonl:13: question_id 99 is not a question of any "
-                                        r"scenario it serves \(llava_bench_in_the_wild_easy_German, "):
+    s = import_responses(answers, run, MODEL)
+    assert s.scenarios["llava_bench_in_the_wild_normal_German"] == 12
+    assert f"llava_bench_in_the_wild_German_{MODEL}.jsonl: 1 answers to questions of none of the scenarios it " \
+           "serves (not imported)" in s.ignored
+    # ... but a file answering questions of no scenario at all is one line.
+    write_jsonl(wild_file, [{"question_id": q, "prompt": "?", "text": "x"} for q in (70, 71)])
+    r = run_cli("import-responses", answers, "--model", MODEL, "--out", run)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "German_llava-v1.5-13b.jsonl: answers none of the questions of the scenarios it serves " \
+           "(llava_bench_in_the_wild_easy_German, llava_bench_in_the_wild_normal_German, " \
+           "llava_bench_in_the_wild_hard_German); 2 answers, question_ids such as 70, 71" in r.stderr
+    # a scenario's own file: each line must answer one of its questions
+    wild_file.unlink()
+    write_jsonl(answers / f"llava_bench_in_the_wild_hard_German_{MODEL}.jsonl",
+                [{"question_id": 3, "text": "x"}, {"question_id": 0, "text": "y"}])
+    with pytest.raises(UserError, match=r"hard_German_llava-v1.5-13b.jsonl:2: question_id 0 is not a question of "
+                                        r"scenario llava_bench_in_the_wild_hard_German \(6 questions\)"):
         import_responses(answers, run, MODEL)
 
 

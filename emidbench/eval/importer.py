@@ -128,7 +128,11 @@ def import_responses(source: Path, run: Path, model: str) -> ImportSummary:
     parsed: dict[str, list[dict]] = {}
     mismatches: list[tuple] = []
     for path, scenarios in serves.items():
-        got = _read_answers(path, {sc: questions[sc] for sc in scenarios}, model)
+        got, outside = _read_answers(path, {sc: questions[sc] for sc in scenarios}, model,
+                                     shared=path in shared.values())
+        if outside:
+            summary.ignored.append(f"{path.name}: {outside} answers to questions of none of the scenarios it serves "
+                                   "(not imported)")
         for sc in scenarios:
             parsed[sc] = got[sc][0]
             mismatches += got[sc][1]
@@ -187,9 +191,13 @@ def _check_previous(out_dir: Path) -> None:
                             "under another --model name")
 
 
-def _read_answers(path: Path, scenarios: dict[str, list[dict]], model: str) -> dict[str, tuple[list[dict], list]]:
-    """One answer file for the scenarios it serves -> {scenario: (records in question
-    order, prompt mismatches)}. Each line must answer a question of one of them."""
+def _read_answers(path: Path, scenarios: dict[str, list[dict]], model: str,
+                  shared: bool = False) -> tuple[dict[str, tuple[list[dict], list]], int]:
+    """One answer file for the scenarios it serves -> ({scenario: (records in question
+    order, prompt mismatches)}, answers to no question of them). A scenario's own file:
+    each line must answer one of its questions. A file shared by several (a language's
+    In-the-Wild answers) may answer more than the run has — a run with only the easy set
+    — but not nothing at all."""
     ids = {}
     for questions in scenarios.values():
         for q in questions:
@@ -197,6 +205,7 @@ def _read_answers(path: Path, scenarios: dict[str, list[dict]], model: str) -> d
     by_text = {str(k): k for k in ids}
     names = list(scenarios)
     seen: dict = {}
+    outside: list[int] = []
     for line, rec in iter_jsonl(path):
         if "question_id" not in rec:
             raise UserError(f"{path}:{line}: no question_id")
@@ -207,6 +216,9 @@ def _read_answers(path: Path, scenarios: dict[str, list[dict]], model: str) -> d
             raise UserError(f"{path}:{line}: question_id must be a string or a number, not {qid!r}")
         if qid not in ids:
             qid = by_text.get(str(rec["question_id"]))
+        if qid is None and shared:
+            outside.append(line)
+            continue
         if qid is None:
             where = f"scenario {names[0]} ({len(scenarios[names[0]])} questions)" if len(names) == 1 else \
                 f"any scenario it serves ({', '.join(names)})"
@@ -214,6 +226,10 @@ def _read_answers(path: Path, scenarios: dict[str, list[dict]], model: str) -> d
         if qid in seen:
             raise UserError(f"{path}:{line}: question_id {qid!r} answered twice (first on line {seen[qid][0]})")
         seen[qid] = (line, rec)
+    if shared and not seen:
+        raise UserError(f"{path}: answers none of the questions of the scenarios it serves ({', '.join(names)}); "
+                        f"{len(outside)} answers, question_ids such as "
+                        f"{', '.join(repr(r.get('question_id')) for _, r in list(iter_jsonl(path))[:3])}")
     out = {}
     for scenario, questions in scenarios.items():
         records, mismatches = [], []
@@ -231,4 +247,4 @@ def _read_answers(path: Path, scenarios: dict[str, list[dict]], model: str) -> d
                             "answer_id": str(aid), "model_id": str(rec.get("model_id") or model),
                             "metadata": {**meta, "scenario": scenario, "imported_from": path.name}})
         out[scenario] = (records, mismatches)
-    return out
+    return out, len(outside)
