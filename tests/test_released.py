@@ -483,3 +483,24 @@ def check_real_questions(ref, tmp_path):
                                                                       "not beside this clone")
 def test_the_real_questions_in_the_released_layout(tmp_path):
     check_real_questions(reference_dir("llava-bench-coco"), tmp_path)
+
+
+def test_the_judge_says_what_a_released_run_lacks(tmp_path, synthetic_disk):
+    from emidbench.score import run_score
+
+    run = tmp_path / "run"
+    run_released(load_scenario_sets(str(synthetic_disk)), run)
+    import_responses(released_answers(tmp_path / "answers", synthetic_sets()), run, MODEL)
+    import torch
+
+    from emidbench.embedders.offline import DIM
+    from emidbench.score.club import CLUB, save_club
+
+    torch.manual_seed(0)  # a small untrained CLUB: the judge is under test here, not the fit
+    save_club(CLUB(DIM, DIM, 16), tmp_path / "club.pt")
+    lines = []
+    run_score(run, MODEL, embedder="offline", estimator=str(tmp_path / "club.pt"), judge="offline",
+              console=type("C", (), {"print": lambda self, m, **k: lines.append(str(m))})())
+    assert any("30 items have no context (captions, boxes) and 30 no category" in x for x in lines), lines
+    info = json.loads((RunDir(run).scores_dir(MODEL) / "score.json").read_text())
+    assert (info["judge"]["without_context"], info["judge"]["without_category"]) == (30, 30)
