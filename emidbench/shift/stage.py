@@ -231,8 +231,8 @@ def run_shift(
     `offline`) built with `split_options`. Everything that can be wrong with the inputs is
     checked before anything is written. `split_index`: the paper's released easy/hard split
     (split.read_split_index) instead of computing one. `similarity_filter`: a sentence
-    encoder (hub id or folder, or a text.similarity.SimilarityFilter) for MM_Robustness's filter on synonym replacement
-    (text/similarity.py)."""
+    encoder (hub id or folder, or a text.similarity.SimilarityFilter) for MM_Robustness's
+    filter on synonym replacement (text/similarity.py)."""
     if not isinstance(workers, int) or workers < 1:
         raise UserError(f"--workers must be a positive integer, not {workers!r}")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
@@ -268,7 +268,9 @@ def run_shift(
         from emidbench.shift.split import read_split_index
 
         paper_split = read_split_index(split_index)
-        if len(bench.domains) != 1:
+        if not any(p.split for p in plans):
+            notes.append(f"--split-index {Path(split_index).name} unused: no scenario of the suite splits a domain")
+        elif len(bench.domains) != 1:
             raise UserError(f"--split-index gives one domain's split; benchmark {bench.name} has "
                             f"{len(bench.domains)} second domains ({', '.join(sorted(bench.domains)) or 'none'})")
     sim = None
