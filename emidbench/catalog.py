@@ -18,7 +18,8 @@ REGISTRIES = {
 def catalog() -> dict[str, list[tuple[str, str]]]:
     from emidbench.shift import list_suites
 
-    out = {"suites": sorted(list_suites().items())}
+    out = {"suites": sorted([*list_suites().items(),
+                             ("released", "--benchmark's own splits as scenarios, verbatim (the paper's released sets)")])}
     for kind, (module, attr) in REGISTRIES.items():
         reg = getattr(import_module(module), attr)
         out[kind] = [(name, reg.describe(name)) for name in reg]

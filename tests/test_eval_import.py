@@ -16,7 +16,8 @@ def released(folder, name, rows):
 
 
 def answer(qid, text=None):
-    return {"question_id": qid, "prompt": f"q{qid}", "text": text or f"a{qid}", "answer_id": f"id{qid}",
+    # the prompt is the run's question (prefix_run's): import checks that they agree
+    return {"question_id": qid, "prompt": f"question {qid}", "text": text or f"a{qid}", "answer_id": f"id{qid}",
             "model_id": "llava-v1.5-7b", "metadata": {}}
 
 

@@ -22,6 +22,11 @@ KNOWN = {
     "changdae/llavabench-shift-synthetic-v1": (None, {"text": "question", "reference": "reference_answer"}),
     "changdae/llavabench-shift-natural-v1": (None, {"text": "question", "reference": "reference_answer"}),
 }
+# The released sets' ID split: `emidbench shift --suite released` measures against it.
+RELEASED_ID = {
+    "changdae/llavabench-shift-synthetic-v1": "llava_bench_coco",
+    "changdae/llavabench-shift-natural-v1": "llava_bench_coco_English",
+}
 
 
 def load_hf_dataset(
@@ -42,28 +47,9 @@ def load_hf_dataset(
     mapping = parse_columns({**known_cols, **(parse_columns_dict(columns))})
     where = f"{spec}" + (f" [{subset}]" if subset else "")
 
-    known = _known_names()
-    # A hub id: reachable -> as usual; out of reach -> the cached copy or one line at once.
-    cache_only = None if local else hub.prepare(spec, repo_type="dataset", known=known)
-    try:
-        if local and _is_saved_to_disk(Path(spec)):
-            ds = datasets.load_from_disk(spec)
-            if isinstance(ds, datasets.DatasetDict):
-                ds = ds[_pick_split(list(ds.keys()), split, where)]
-        else:
-            dd = _load_cached(spec, subset) if cache_only else datasets.load_dataset(spec, subset)
-            ds = dd[_pick_split(list(dd.keys()), split, where)]
-    except UserError:
-        raise
-    except Exception as e:  # datasets raises many types for "not there"
-        if local:
-            raise UserError(f"{where}: cannot load as a dataset ({type(e).__name__}: {first_line(e, 200)})") from None
-        if cache_only:
-            raise hub.not_reachable(spec, repo_type="dataset", known=known, why=cache_only) from None
-        if isinstance(e, datasets.exceptions.DatasetNotFoundError):
-            raise UserError(f"{spec} is neither a local path nor a dataset on the Hugging Face hub"
-                            f"{did_you_mean(spec, known)} ({first_line(e, 200)})") from None
-        raise hub.not_reachable(spec, repo_type="dataset", known=known) from None
+    ds = _load(spec, subset, where)
+    if isinstance(ds, datasets.DatasetDict):
+        ds = ds[_pick_split(list(ds.keys()), split, where)]
 
     if mapping["image"] in ds.column_names and isinstance(ds.features[mapping["image"]], datasets.Image):
         ds = ds.cast_column(mapping["image"], datasets.Image(decode=False))
@@ -80,6 +66,43 @@ def load_hf_dataset(
         samples = join_metadata(samples, join)
     bench_name = name or subset or default_name or Path(str(spec)).name.replace("-", "_")
     return Benchmark(name=bench_name, samples=samples, source=where).validate()
+
+
+def load_dataset_dict(spec: str, subset: str | None = None):
+    """Every split of `spec` (a hub id, a `save_to_disk` folder or a folder in hub layout)
+    as a `datasets.DatasetDict`; one line for each way it is not there."""
+    import datasets
+
+    where = f"{spec}" + (f" [{subset}]" if subset else "")
+    dd = _load(spec, subset, where)
+    if isinstance(dd, datasets.Dataset):  # a single saved Dataset: one split
+        dd = datasets.DatasetDict({Path(spec).name: dd})
+    return dd
+
+
+def _load(spec: str, subset: str | None, where: str):
+    """load_from_disk / load_dataset with the hub decision and one line per failure."""
+    import datasets
+
+    local = Path(spec).exists()
+    known = _known_names()
+    # A hub id: reachable -> as usual; out of reach -> the cached copy or one line at once.
+    cache_only = None if local else hub.prepare(spec, repo_type="dataset", known=known)
+    try:
+        if local and _is_saved_to_disk(Path(spec)):
+            return datasets.load_from_disk(spec)
+        return _load_cached(spec, subset) if cache_only else datasets.load_dataset(spec, subset)
+    except UserError:
+        raise
+    except Exception as e:  # datasets raises many types for "not there"
+        if local:
+            raise UserError(f"{where}: cannot load as a dataset ({type(e).__name__}: {first_line(e, 200)})") from None
+        if cache_only:
+            raise hub.not_reachable(spec, repo_type="dataset", known=known, why=cache_only) from None
+        if isinstance(e, datasets.exceptions.DatasetNotFoundError):
+            raise UserError(f"{spec} is neither a local path nor a dataset on the Hugging Face hub"
+                            f"{did_you_mean(spec, known)} ({first_line(e, 200)})") from None
+        raise hub.not_reachable(spec, repo_type="dataset", known=known) from None
 
 
 def _known_names() -> set:

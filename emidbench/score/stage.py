@@ -134,6 +134,14 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
                       "orders": list(ORDERS if debias else ORDERS[:1]),
                       "retries": 0 if getattr(the_judge, "deterministic", False) else JUDGE_RETRIES,
                       "failed": n_bad, **_describe(the_judge)}
+        # Released shifted sets carry neither (joined only with shift --source-benchmark): say so.
+        bare = sum(1 for its in items.values() for it in its if not it.get("context"))
+        no_category = sum(1 for its in items.values() for it in its if not it.get("category"))
+        if bare or no_category:
+            judge_info.update(without_context=bare, without_category=no_category)
+            say(f"judge {judge}: {bare} items have no context (captions, boxes) and {no_category} no category: "
+                "the judge saw an empty [Context] and the generic rule for them (a run from released sets: "
+                "rebuild it with `emidbench shift ... --source-benchmark B`)")
 
     table = []
     for s in manifest.scenarios:

@@ -6,8 +6,18 @@ Distance of an image = 1 - cosine similarity between its (L2-normalised) embeddi
 the centroid of the ID images' embeddings (mean of the distinct ID images, normalised).
 The centroid, not the mean distance to every ID image: one matrix-vector product, and
 with normalised embeddings the two rank images almost identically. Samples are ranked by
-their image's distance (questions on one image share it; ties keep question order); easy
-is the first floor(n/2), hard the rest, so with an odd n hard has one more.
+their image's distance, and the split is per image, as the paper's: an image's questions
+are always on the same side. Images are taken closest first (ties: the image's first
+question comes first) into easy while easy stays within floor(n/2) questions; the first
+image that does not fit and all farther ones are hard. With three questions per image and
+an even count that is exactly half; otherwise hard has the few more.
+
+The paper's own split can be used instead (`read_split_index`): its released
+`lbwild_split_idx_dict.pkl` lists 30 question positions per side (keys
+`easy_ood_fst_cd_new` / `hard_ood_fst_cd_new`, the pair the authors' code uses). The
+pickle is read with an unpickler that builds no objects at all (only dicts, lists, ints
+and strings come out of a pickle's plain opcodes; any class or function reference is
+refused), or the same content as JSON.
 
 The embedder is pluggable: any callable `embed_images(list[bytes]) -> (n, d) array`, or
 an object with such an `embed_images` method — the score stage's embedders, by name with
@@ -17,6 +27,11 @@ one.
 """
 
 from __future__ import annotations
+
+import io
+import json
+import pickle
+from pathlib import Path
 
 import numpy as np
 
@@ -89,16 +104,26 @@ def natural_split(id_samples: list[Sample], domain_samples: list[Sample], embedd
     dist_by_img = dict(zip(dom_imgs, (1.0 - dom_emb @ centroid).tolist()))
     # Rounded so the ranking and the recorded numbers agree across BLAS builds.
     dist = {s.question_id: round(float(dist_by_img[s.image_hash]), 6) for s in domain_samples}
-    order = {s.question_id: i for i, s in enumerate(domain_samples)}
-    ranked = sorted(domain_samples, key=lambda s: (dist[s.question_id], order[s.question_id]))
-    easy = {s.question_id for s in ranked[:len(ranked) // 2]}
+    first = {}
+    for i, s in enumerate(domain_samples):
+        first.setdefault(s.image_hash, i)
+    questions_of: dict[str, list] = {}
+    for s in domain_samples:
+        questions_of.setdefault(s.image_hash, []).append(s.question_id)
+    half = len(domain_samples) // 2
+    easy: set = set()
+    for h in sorted(questions_of, key=lambda h: (round(float(dist_by_img[h]), 6), first[h])):
+        if len(easy) + len(questions_of[h]) > half:
+            break
+        easy.update(questions_of[h])
     return {
         "easy": [s.question_id for s in domain_samples if s.question_id in easy],
         "hard": [s.question_id for s in domain_samples if s.question_id not in easy],
         "normal": [s.question_id for s in domain_samples],
         "distance": {str(k): v for k, v in dist.items()},
         "embedder": embedder_name(embedder),
-        "rule": "1 - cos(image embedding, centroid of ID image embeddings); easy = closest floor(n/2) questions",
+        "rule": "1 - cos(image embedding, centroid of ID image embeddings); per image: easy = the closest images "
+                "while within floor(n/2) questions",
     }
 
 
@@ -113,3 +138,79 @@ def _distinct(samples: list[Sample]) -> dict[str, bytes]:
     for s in samples:
         out.setdefault(s.image_hash, s.image)
     return out
+
+
+# --------------------------------------------------------------------------- the paper's split
+
+SPLIT_INDEX_KEYS = (("easy_ood_fst_cd_new", "hard_ood_fst_cd_new"), ("easy", "hard"))
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """Dicts, lists, tuples, ints, floats, strings, bools and None come from a pickle's own
+    opcodes; everything else needs find_class, which is refused here. So no callable is
+    ever looked up, and no __reduce__ payload can run."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"refers to {module}.{name}; only plain data (dicts, lists, ints) is read")
+
+
+def read_split_index(path) -> dict:
+    """The paper's easy/hard split: {"easy": [positions], "hard": [...], "key": the pair
+    used, "file", "sha256"}. A pickle (read safely) or JSON, same content."""
+    from emidbench.common.hashing import content_hash
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"--split-index {path}: cannot read ({e.strerror or e})") from None
+    if data[:1] in (b"{", b"[") or path.suffix == ".json":
+        try:
+            obj = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UserError(f"--split-index {path}: not valid JSON ({e})") from None
+    else:
+        try:
+            obj = _DataOnlyUnpickler(io.BytesIO(data)).load()
+        except pickle.UnpicklingError as e:
+            raise UserError(f"--split-index {path}: refused: the pickle {e}") from None
+        except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as e:  # not a pickle
+            raise UserError(f"--split-index {path}: not a pickle or JSON split index ({type(e).__name__}: {e})") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"--split-index {path}: expected a mapping of split name -> question positions, "
+                        f"not {type(obj).__name__}")
+    for easy_key, hard_key in SPLIT_INDEX_KEYS:
+        if easy_key in obj and hard_key in obj:
+            break
+    else:
+        raise UserError(f"--split-index {path}: no easy/hard pair (looked for "
+                        f"{' or '.join('/'.join(k) for k in SPLIT_INDEX_KEYS)}; has {', '.join(map(str, obj))})")
+    out = {"key": [easy_key, hard_key], "file": path.name, "sha256": content_hash(data)}
+    for side, key in (("easy", easy_key), ("hard", hard_key)):
+        pos = obj[key]
+        if not isinstance(pos, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                                                          for i in pos):
+            raise UserError(f"--split-index {path}: {key} must be a list of question positions (integers >= 0)")
+        out[side] = [int(i) for i in pos]
+    both = set(out["easy"]) & set(out["hard"])
+    if both:
+        raise UserError(f"--split-index {path}: positions {sorted(both)[:5]} are on both sides")
+    return out
+
+
+def split_from_index(index: dict, domain_samples: list[Sample]) -> dict:
+    """The split of `domain_samples` (in the domain's question order) at the given positions."""
+    n = len(domain_samples)
+    bad = [i for i in index["easy"] + index["hard"] if i >= n]
+    if bad:
+        raise UserError(f"--split-index {index['file']}: position {bad[0]} is past the domain's {n} questions")
+    easy, hard = set(index["easy"]), set(index["hard"])
+    return {
+        "easy": [s.question_id for i, s in enumerate(domain_samples) if i in easy],
+        "hard": [s.question_id for i, s in enumerate(domain_samples) if i in hard],
+        "normal": [s.question_id for s in domain_samples],
+        "embedder": None,
+        "rule": f"released split index {index['file']} (sha256 {index['sha256'][:12]}...), keys "
+                f"{', '.join(index['key'])}: positions in the domain's question order",
+        "split_index": {k: index[k] for k in ("file", "sha256", "key")},
+    }

@@ -55,6 +55,7 @@ from emidbench.shift.visual import MIN_SIDE, PNG_ENCODER, corrupt_image, fast_pn
 IMAGE_INDEX = ".images.jsonl"
 PROGRESS = ".progress.json"
 TRANSLATIONS = ".translations.json"
+SIMILARITY_FILTERED = ("sr", "synonym")  # MM_Robustness filtered its EDA perturbations
 JOBS_PER_TASK = 8  # corruptions of one source image sent to a worker together (decoded once)
 
 
@@ -221,13 +222,18 @@ def run_shift(
     translator: str | None = None,
     split_embedder=None,
     split_options: dict | None = None,
+    split_index: str | Path | None = None,
+    similarity_filter=None,
     console=None,
 ) -> Manifest:
     """Write RUN/shifts/ for `benchmark` under `suite` (a built-in name, a YAML path or a
     Suite); returns the manifest. `split_embedder` ranks a second domain's images for its
     easy/hard split: an embedder object, or a name (`pixel`, the default; `paper`;
     `offline`) built with `split_options`. Everything that can be wrong with the inputs is
-    checked before anything is written."""
+    checked before anything is written. `split_index`: the paper's released easy/hard split
+    (split.read_split_index) instead of computing one. `similarity_filter`: a sentence
+    encoder (hub id or folder, or a text.similarity.SimilarityFilter) for MM_Robustness's
+    filter on synonym replacement (text/similarity.py)."""
     if not isinstance(workers, int) or workers < 1:
         raise UserError(f"--workers must be a positive integer, not {workers!r}")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
@@ -258,6 +264,24 @@ def run_shift(
         print_plan(plans, bench, suite_obj, console)
         return Manifest(suite_obj.name, bench.name, seed, bench.name, [])
 
+    paper_split = None
+    if split_index is not None:
+        from emidbench.shift.split import read_split_index
+
+        paper_split = read_split_index(split_index)
+        if not any(p.split for p in plans):
+            notes.append(f"--split-index {Path(split_index).name} unused: no scenario of the suite splits a domain")
+        elif len(bench.domains) != 1:
+            raise UserError(f"--split-index gives one domain's split; benchmark {bench.name} has "
+                            f"{len(bench.domains)} second domains ({', '.join(sorted(bench.domains)) or 'none'})")
+    sim = None
+    if similarity_filter is not None and any(p.text is not None and p.text.name in SIMILARITY_FILTERED
+                                             for p in plans):
+        from emidbench.shift.text.similarity import SimilarityFilter
+
+        # a name is loaded; a SimilarityFilter object is used as it is (its counts start anew)
+        sim = SimilarityFilter(similarity_filter) if isinstance(similarity_filter, str) else similarity_filter
+        sim.stats = {}
     _check_image_sizes(plans, samples_of)
     if split_embedder is None or isinstance(split_embedder, str):
         from emidbench.shift.split import split_embedder as named_embedder
@@ -271,6 +295,7 @@ def run_shift(
     plans, machine, provenance, cache = _languages(plans, samples_of, translator, run, notes)
     for n in notes:
         say(f"note: {n}")
+    splits = {d: _split(bench, d, split_embedder, paper_split) for d in sorted({p.domain for p in plans if p.domain})}
 
     # From here on, files change: the manifest goes first (its presence means "finished").
     run.shifts.mkdir(parents=True, exist_ok=True)
@@ -278,10 +303,9 @@ def run_shift(
     if cache is not None:
         atomic_write_json(run.shifts / TRANSLATIONS, cache)
 
-    splits = {d: _split(bench, d, split_embedder) for d in sorted({p.domain for p in plans if p.domain})}
     progress = _Progress(run)
     selected = {p.name: _select(samples_of[p.domain], splits.get(p.domain), p.split) for p in plans}
-    fingerprints = {p.name: _fingerprint(p, selected[p.name], machine, seed) for p in plans}
+    fingerprints = {p.name: _fingerprint(p, selected[p.name], machine, seed, _filter_of(p, sim)) for p in plans}
     todo = [p for p in plans if not progress.is_done(p.name, fingerprints[p.name], run)]
 
     # Distinct image jobs of the scenarios still to write, minus those stored by an earlier run.
@@ -303,7 +327,7 @@ def run_shift(
                 missing.setdefault(h, []).append(job)
 
     work = _ImageWork(run, index, missing, sources, workers, console)
-    texts = _Questions(todo, selected, seed, machine)
+    texts = _Questions(todo, selected, seed, machine, sim)
     if missing:
         # imported here first, so that two threads are never inside the same packages'
         # imports at once (an import cycle across threads is a deadlock error)
@@ -333,7 +357,8 @@ def run_shift(
                 rec["context"] = s.context
             records.append(rec)
         run.write_scenario(p.name, records)
-        progress.mark(p.name, fingerprints[p.name], run, questions[p.name][1])
+        progress.mark(p.name, fingerprints[p.name], run, questions[p.name][1],
+                      similarity=sim.stats.get(p.name) if _filter_of(p, sim) else None)
 
     entries = []
     has_natural = any(p.family == "natural" for p in plans)
@@ -344,6 +369,8 @@ def run_shift(
             extra["passed_through"] = passed
         if p.language != ENGLISH:
             extra["translation"] = provenance[p.language]
+        if _filter_of(p, sim):
+            extra["similarity_filter"] = progress.similarity(p.name)
         if p.family == "id" and has_natural:
             extra["alias"] = f"{bench.name}_{ENGLISH}"
         entries.append(ScenarioEntry(p.name, p.family, p.modality, p.visual, p.text, len(selected[p.name]),
@@ -353,9 +380,15 @@ def run_shift(
         "translator": translator, "translations": provenance, "domains": sorted(bench.domains),
         "aliases": {f"{bench.name}_{ENGLISH}": bench.name} if has_natural else {},
         "image_encoder": PNG_ENCODER,
+        "similarity_filter": _filter_record(sim, similarity_filter, plans, progress),
         "seeds": "image: sha256(seed, image sha256, corruption, severity); text: sha256(seed, scenario, question_id)",
     })
     run.write_manifest(manifest)
+    filt = manifest.extra["similarity_filter"]
+    if filt.get("ran"):
+        say(f"similarity filter ({filt['encoder']}, cosine >= {filt['threshold']}): {filt['questions']} questions, "
+            f"{filt['draws']} draws; {filt['exhausted']} kept their last draw below the threshold after "
+            f"{filt['max_tries']} draws")
     if console is not None:
         say(f"shift: {len(plans)} scenarios ({len(plans) - len(todo)} already done), "
             f"{work.total} corrupted images computed ({len(job_of) - work.total} reused from an earlier run)")
@@ -372,8 +405,8 @@ class _Questions:
     do, so they run on the calling thread: between two image tasks once the helper is
     done (`make_if_ready`), or at the end (`result`)."""
 
-    def __init__(self, plans: list[ScenarioPlan], selected: dict, seed: int, machine: dict):
-        self.plans, self.selected, self.seed = plans, selected, seed
+    def __init__(self, plans: list[ScenarioPlan], selected: dict, seed: int, machine: dict, sim=None):
+        self.plans, self.selected, self.seed, self.sim = plans, selected, seed, sim
         # each scenario's texts before its text shift: the question, or its translation
         self.inputs = {p.name: [s.text if p.language == ENGLISH else
                                 (s.translations.get(p.language) or machine[(p.language, s.text)]) + SUFFIX
@@ -422,8 +455,13 @@ class _Questions:
         from emidbench.shift.text import perturb_text
 
         texts, passed = [], []
+        sim = self.sim if _filter_of(p, self.sim) else None
         for s, text in zip(self.selected[p.name], self.inputs[p.name]):
-            out = perturb_text(text, p.text.name, p.text.severity, derive_seed(self.seed, p.name, s.question_id))
+            seed = derive_seed(self.seed, p.name, s.question_id)
+            if sim is not None:
+                out = sim.perturb(text, p.text.name, p.text.severity, seed, scenario=p.name)
+            else:
+                out = perturb_text(text, p.text.name, p.text.severity, seed)
             if out.note:
                 passed.append(s.question_id)
             texts.append(out.text)
@@ -500,9 +538,11 @@ def _load_translations(run: RunDir) -> dict:
 
 # --------------------------------------------------------------------------- helpers
 
-def _split(bench: Benchmark, domain: str, embedder) -> dict:
-    from emidbench.shift.split import natural_split
+def _split(bench: Benchmark, domain: str, embedder, paper_split: dict | None) -> dict:
+    from emidbench.shift.split import natural_split, split_from_index
 
+    if paper_split is not None:
+        return split_from_index(paper_split, bench.domains[domain])
     return natural_split(bench.samples, bench.domains[domain], embedder)
 
 
@@ -513,10 +553,24 @@ def _select(samples: list[Sample], split: dict | None, which: str | None) -> lis
     return [s for s in samples if s.question_id in keep]
 
 
-def _fingerprint(p: ScenarioPlan, samples: list[Sample], machine: dict, seed: int) -> str:
+def _filter_record(sim, asked: str | None, plans: list[ScenarioPlan], progress: "_Progress") -> dict:
+    """Whether MM_Robustness's similarity filter ran, with what, and its counts."""
+    if sim is None:
+        why = "not asked (--similarity-filter)" if asked is None else "no synonym-replacement scenario in the suite"
+        return {"ran": False, "why": why}
+    per = [progress.similarity(p.name) or {} for p in plans if _filter_of(p, sim)]
+    return {**sim.record(), **{k: sum(int(d.get(k, 0)) for d in per) for k in ("questions", "draws", "exhausted")}}
+
+
+def _filter_of(p: ScenarioPlan, sim) -> str | None:
+    """The similarity filter's identity for a scenario it applies to, else None."""
+    return sim.identity if sim is not None and p.text is not None and p.text.name in SIMILARITY_FILTERED else None
+
+
+def _fingerprint(p: ScenarioPlan, samples: list[Sample], machine: dict, seed: int, sim: str | None = None) -> str:
     """sha256 of everything the scenario's file is made from."""
     parts = [[p.name, p.family, p.visual and p.visual.to_json(), p.text and p.text.to_json(), p.domain, p.language,
-              p.split, seed, PNG_ENCODER if p.visual else None]]
+              p.split, seed, PNG_ENCODER if p.visual else None] + ([sim] if sim else [])]
     for s in samples:
         parts.append([s.question_id, s.image_hash, s.text, s.reference, s.category, s.context,
                       s.translations.get(p.language), machine.get((p.language, s.text))])
@@ -575,9 +629,14 @@ class _Progress:
     def passed(self, name: str) -> list:
         return (self.data.get(name) or {}).get("passed_through", [])
 
-    def mark(self, name: str, fp: str, run: RunDir, passed: list) -> None:
+    def similarity(self, name: str) -> dict | None:
+        return (self.data.get(name) or {}).get("similarity")
+
+    def mark(self, name: str, fp: str, run: RunDir, passed: list, similarity: dict | None = None) -> None:
         self.data[name] = {"fingerprint": fp, "file": content_hash(run.scenario_path(name).read_bytes()),
                            "passed_through": passed}
+        if similarity is not None:
+            self.data[name]["similarity"] = dict(similarity)
         atomic_write_json(self.path, self.data)
 
 
