@@ -111,9 +111,18 @@ def test_the_model_is_named_as_the_server_names_it(small_run, servers):
 
 def test_a_random_tiny_judges_unparsable_replies_are_failed_and_excluded(tmp_path, servers):
     judge = servers.judge
+    import torch
+
+    from emidbench.embedders import make_embedder
+    from emidbench.score.club import CLUB, save_club
+
     run = make_scored_run(tmp_path / "run", n_images=1, scenarios=("bench", "bench_blur"))
+    # The estimator is not what this test is about: a saved (untrained) one skips the fit.
+    dim = make_embedder("offline").dim
+    torch.manual_seed(0)
+    save_club(CLUB(dim, dim), tmp_path / "club.pt")
     path = run_score(run, "m", judge=f"openai:{judge.model}", judge_base_url=judge.url, concurrency=2,
-                     judge_api=FAST)
+                     judge_api=FAST, estimator=str(tmp_path / "club.pt"))
     with open(path, newline="") as f:
         rows = {r["scenario"]: r for r in csv.DictReader(f)}
     for sc in ("bench", "bench_blur"):
