@@ -50,7 +50,8 @@ class EvalOptions:
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = 4
     # how to reach the server beyond URL and key: a ChatOptions mapping (api_type, api_version,
-    # organization, headers, timeout, retries; emidbench/common/chat.py)
+    # organization, headers, timeout, retries; emidbench/common/chat.py, which checks it and
+    # the base URL where they are named: the CLI's options, a run config's keys, the client)
     api: dict | None = None
     extra: dict = field(default_factory=dict, repr=False)  # reserved; never set from outside
 
@@ -109,12 +110,6 @@ class EvalOptions:
                 raise UserError(f"--{_flag(key)} must be {what} (got {value!r})")
         if self.dtype not in DTYPES:
             raise UserError(f"unknown --dtype {self.dtype!r} (auto, float32, float16, bfloat16)")
-        if self.base_url is not None or self.api is not None:
-            from emidbench.common.chat import ChatOptions, check_base_url
-
-            if self.base_url is not None:
-                check_base_url(str(self.base_url), "--base-url")
-            ChatOptions.parse(self.api, "--api options")
         if self.device_map is not None and self.device not in ("auto",):
             raise UserError("--device-map places the weights itself; leave --device at auto")
 
