@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from fake_openai import fake_openai  # noqa: F401 - the fixture
+from tests.fake_openai import fake_openai  # noqa: F401 - the fixture
 from PIL import Image
 
 from emidbench.common.chat import ChatClient, ChatOptions
@@ -247,7 +247,7 @@ def test_api_options_in_a_run_config_are_checked_before_any_stage(tmp_path):
 
 
 def test_cli_api_options_are_checked_before_any_work(small_run):
-    from helpers import run_cli
+    from tests.helpers import run_cli
 
     proc = run_cli("eval", small_run, "--model", "m", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
                    "--header", "X-Team")

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import sample_image
-from families import build
+from tests.families import build
 
 import emidbench.eval.backends.vllm as vllm_backend
 from emidbench.common.errors import UserError

@@ -19,10 +19,9 @@ import sys
 
 import pytest
 from conftest import sample_image
-from families import FAMILIES, build
+from tests.families import FAMILIES, build
 from tests.helpers import REPO
 
-from emidbench.common.errors import UserError
 from emidbench.common.io import read_jsonl
 from emidbench.eval import run_eval
 from emidbench.eval.backends import Request

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_openai import fake_openai  # noqa: F401 - the fixture
+from tests.fake_openai import fake_openai  # noqa: F401 - the fixture
 from tests.helpers import reference_dir
-from test_score_stage import make_run, quiet
+from tests.test_score_stage import make_run, quiet
 
 from emidbench.common.errors import UserError
 from emidbench.common.io import read_jsonl

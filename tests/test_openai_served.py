@@ -13,10 +13,10 @@ import sys
 import time
 
 import pytest
-from helpers import REPO, run_cli
-from test_judges import build_tiny_llama
-from test_score_stage import make_run as make_scored_run
-from transformers_serve import TransformersServe, free_port
+from tests.helpers import REPO, run_cli
+from tests.test_judges import build_tiny_llama
+from tests.test_score_stage import make_run as make_scored_run
+from tests.transformers_serve import TransformersServe, free_port
 
 from emidbench.common.errors import UserError
 from emidbench.common.hf import resolve_model

@@ -6,7 +6,7 @@ import json
 import pickle
 
 import pytest
-from helpers import make_llava_folder, photo_like, reference_dir, run_cli, write_jsonl
+from tests.helpers import make_llava_folder, photo_like, reference_dir, run_cli, write_jsonl
 
 from emidbench.benchmarks import load_benchmark
 from emidbench.benchmarks.released import load_scenario_sets

@@ -29,7 +29,8 @@ import re
 import sys
 from dataclasses import dataclass, replace
 
-from emidbench.benchmarks.base import Benchmark, image_format
+from emidbench.benchmarks.base import Benchmark
+from emidbench.common.images import image_format
 from emidbench.benchmarks.released import ScenarioSets
 from emidbench.common.errors import UserError
 from emidbench.rundir import RunDir
