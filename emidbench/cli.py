@@ -169,11 +169,15 @@ def score(
 def report(
     run: Path = typer.Argument(..., metavar="RUN", help="Run directory with RUN/scores/."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Models to report (repeatable; default: all scored)."),
+    open_page: bool = typer.Option(False, "--open", help="Open RUN/report/index.html in a web browser (prints its path when there is none)."),
 ):
-    """Per-shift CSV, correlations, plots and a terminal summary (RUN/report/)."""
+    """Per-shift CSV, correlations, plots, a terminal summary and one HTML page (RUN/report/)."""
+    from emidbench.report import open_page as open_in_browser
     from emidbench.report import run_report
 
     run_report(run, models=model or None, console=out)
+    if open_page:
+        open_in_browser(run / "report" / "index.html", say=lambda msg: out.print(msg, highlight=False))
 
 
 @app.command()

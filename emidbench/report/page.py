@@ -31,10 +31,12 @@ TEXT = ("scenario", "family", "modality", "visual_shift", "text_shift")
 DIGITS = {"rp_score": 1, "rp_lo": 1, "rp_hi": 1, "win_rate": 2, "win_lo": 2, "win_hi": 2}
 COLUMN_HELP = {
     "n": "questions scored", "emi": "effective mutual information (higher = better)",
-    "emid": "EMI(ID) - EMI(this set): > 0 = worse than ID", "emid_ub": "EMID upper bound (the reference code's EMID_UB)",
+    "emid": "EMI(ID) - EMI(this set): > 0 = worse than ID",
+    "emid_ub": "EMID upper bound (the reference code's EMID_UB)",
     "emid_true_ub": "the true-bound estimate with the entropy scaler", "jsd_v": "JSD of ID vs these images",
     "jsd_t": "JSD of ID vs these questions", "jsd_y_id": "JSD of model vs reference answers on ID",
-    "jsd_y_ood": "JSD of model vs reference answers here", "rp_score": "judge's relative preference, 100 = as good as the reference",
+    "jsd_y_ood": "JSD of model vs reference answers here",
+    "rp_score": "judge's relative preference, 100 = as good as the reference",
     "win_rate": "share of items the judge scored above the reference (ties half)",
     "judge_failed": "items whose judgment failed (left out of RP and win rate)"}
 LABELS = {"emi": "EMI", "emid": "EMID", "emid_ub": "UB", "rp_score": "RP", "win_rate": "win", "jsd_v": "JSD_v",
@@ -128,7 +130,8 @@ def build_page(*, run_name: str, manifest, id_name: str, models: list[str], per_
       # Nothing loads from anywhere else (CSP says so to the browser, too).
       "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
       "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n"
-      f"<title>emidbench report: {esc(run_name)}</title>\n<style>\n{_asset('page.css')}</style>\n</head>\n<body>\n<main>\n")
+      f"<title>emidbench report: {esc(run_name)}</title>\n<style>\n{_asset('page.css')}</style>\n</head>\n"
+      "<body>\n<main>\n")
     n_shifts = sum(1 for s in manifest.scenarios if s.name != id_name)
     w('<header class="top">\n<h1>emidbench report</h1>\n'
       f'<p class="muted">run <code>{esc(run_name)}</code> · benchmark <code>{esc(manifest.benchmark)}</code> · '

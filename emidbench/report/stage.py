@@ -140,3 +140,21 @@ def _draw(path: Path, fig) -> bytes | None:
     png, svg = plots.render(fig)
     write_if_changed(path, png)  # atomic, and only when the bytes differ: a rerun touches nothing
     return svg
+
+
+def open_page(path: Path, say=print) -> bool:
+    """Open the page in the user's web browser ($BROWSER or the platform's default).
+    Without one (a server, a container) nothing is opened and the path is printed."""
+    import webbrowser
+
+    uri = Path(path).resolve().as_uri()
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        say(f"no web browser found; open {uri} yourself")
+        return False
+    if not browser.open(uri):
+        say(f"the browser did not open; open {uri} yourself")
+        return False
+    say(f"opened {uri}")
+    return True
