@@ -177,7 +177,9 @@ def report(
 
     run_report(run, models=model or None, console=out)
     if open_page:
-        open_in_browser(run / "report" / "index.html", say=lambda msg: out.print(msg, highlight=False))
+        # soft_wrap: the address stays on one line, whole, to copy
+        open_in_browser(run / "report" / "index.html",
+                        say=lambda msg: out.print(msg, highlight=False, soft_wrap=True))
 
 
 @app.command()

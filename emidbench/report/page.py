@@ -424,6 +424,15 @@ def _comparison(models: list[str], per_model: dict, id_name: str, figs) -> str:
     return "".join(parts)
 
 
+ANSWER_CHARS = 600  # longer answers are cut on the page (a gallery column is narrow); the files have them whole
+
+
+def _clip(text: str) -> str:
+    if len(text) <= ANSWER_CHARS:
+        return text
+    return text[:ANSWER_CHARS].rsplit(" ", 1)[0] + f" … ({len(text) - ANSWER_CHARS} more characters)"
+
+
 def _answer_html(a: dict, show_model: bool) -> str:
     who = f"<strong>{esc(a['model'])}</strong>: " if show_model else ""
     if a["state"] == "missing":
@@ -431,7 +440,7 @@ def _answer_html(a: dict, show_model: bool) -> str:
     elif a["state"] == "failed":
         body = '<span class="bad">generation failed</span>'
     else:
-        body = esc(a["text"])
+        body = esc(_clip(a["text"]))
     if a["judge_failed"]:
         score = '<div class="sc bad">judgment failed (left out of RP)</div>'
     elif a["scores"]:
@@ -462,7 +471,8 @@ def _examples(galleries, models: list[str], id_name: str) -> str:
                 cells.append(f'<div class="cell" data-scenario="{esc(c.scenario)}"><div class="lab">{esc(c.label)}'
                              f'</div><div class="muted"><code>{esc(c.scenario)}</code></div>{img}'
                              f'<div class="q">Q: {c.question_html}</div>{answers}</div>')
-            refs = f'<div class="cell"><div class="lab">reference answer</div><div class="ref">{esc(ref)}</div></div>'
+            refs = (f'<div class="cell"><div class="lab">reference answer</div><div class="ref">{esc(_clip(ref or ""))}'
+                    "</div></div>")
             parts.append('<div class="item">' + "".join(cells) + refs + "</div>\n")
         parts.append("</div>\n")
     parts.append("</section>\n")
