@@ -301,13 +301,14 @@ def _shift_table(table_id: str, rows: list[dict], id_name: str) -> str:
             metric = next(m for m, (lo, _) in CI.items() if lo == c)
             shown.append(("ci", metric))
             head.append(f'<th class="sortable" data-type="num" data-col="{c}" title="95% bootstrap interval of '
-                        f'{metric} (sorts by its lower end)">{metric} 95% CI</th>')
+                        f'{metric} (sorts by its lower end)">{metric.replace("_", "_<wbr>")} 95% CI</th>')
             continue
         shown.append(("col", c))
         cls = "sortable t" if c in TEXT else "sortable"
         typ = "text" if c in TEXT else "num"
         tip = f' title="{esc(COLUMN_HELP[c])}"' if c in COLUMN_HELP else ""
-        head.append(f'<th class="{cls}" data-type="{typ}" data-col="{c}"{tip}>{esc(c)}</th>')
+        # <wbr>: a narrow column's name wraps at its underscores, never inside a word
+        head.append(f'<th class="{cls}" data-type="{typ}" data-col="{c}"{tip}>{esc(c).replace("_", "_<wbr>")}</th>')
     for r in rows:
         cls = "id-row" if r["scenario"] == id_name else "worst" if r["scenario"] in worst else ""
         name = " ".join(str(r.get(k) or "") for k in ("scenario", "visual_shift", "text_shift")).lower()
