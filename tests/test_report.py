@@ -576,6 +576,10 @@ def test_the_examples_show_downscaled_thumbnails_and_the_largest_judge_drops(sco
 
 
 def test_without_judge_or_bootstrap_the_page_leaves_those_columns_out(unjudged):
+    # An answer lost after scoring: the examples (first questions, no judge) say so.
+    answers = unjudged.responses_path("steady", f"{ID}_defocus_blur_1")
+    lines = answers.read_text(encoding="utf-8").splitlines(keepends=True)
+    answers.write_text("".join(lines[1:]), encoding="utf-8")
     run_report(unjudged.root)
     text, page = parse_page(unjudged.root / "report" / "index.html")
     cols = [h["data-col"] for h in page.tables["shifts-0"]["head"]]
@@ -585,6 +589,7 @@ def test_without_judge_or_bootstrap_the_page_leaves_those_columns_out(unjudged):
     assert "none: RP and win-rate columns are absent" in text and "CI columns are absent" in text
     assert "compare-emid" not in page.tables  # one model scored: nothing to compare
     assert "judge: answer" not in text  # no judge scores under the examples' answers
+    assert text.count("no answer (missing)") == 1
 
 
 def _fake_browser(tmp_path) -> tuple[dict, Path]:
