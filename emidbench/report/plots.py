@@ -156,12 +156,14 @@ def natural_plot(rows: list[dict], id_name: str, model: str):
     shades = [cmap((0.0, 0.35, 0.6, 0.8, 0.88)[_domain_key(d)[0]]) for d in doms]
     bases = list(dict.fromkeys(_domain_key(d)[1] for d in doms if d != "ID"))
     markers = ["o" if d == "ID" else "oDv^<>"[bases.index(_domain_key(d)[1]) % 6] for d in doms]
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.0, 0.9 * len(langs) + 2.5) * len(panels), 4.4),
+    # One panel above the other, the legend beside each: wide enough for 7 languages x 4
+    # splits without the legend covering points.
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.5, 0.95 * len(langs) + 4.0), 3.4 * len(panels) + 1.0),
                              squeeze=False)
     x = np.arange(len(langs))
     width = min(0.8 / len(doms), 0.22)
     band = False
-    for ax, (m, lo, hi, label) in zip(axes[0], panels):
+    for ax, (m, lo, hi, label) in zip(axes[:, 0], panels):
         for di, (dom, color, marker) in enumerate(zip(doms, shades, markers)):
             at = [(i, groups[dom][lang]) for i, lang in enumerate(langs)
                   if lang in groups[dom] and groups[dom][lang][m] is not None]
@@ -172,7 +174,7 @@ def natural_plot(rows: list[dict], id_name: str, model: str):
             band = band or err is not None
             offset = (di - (len(doms) - 1) / 2) * width
             ax.errorbar([i + offset for i, _ in at], [r[m] for r in sel], yerr=err, fmt=marker, ms=6, capsize=2.5,
-                        color=color, mec="0.2", mew=0.6, ecolor=color, label=dom)
+                        color=color, mec="0.2", mew=0.6, ecolor=color, label="ID images" if dom == "ID" else dom)
         ax.set_xticks(x, langs, rotation=30, ha="right")
         ax.set_xlim(-0.6, len(langs) - 0.4)
         for i in range(len(langs) - 1):  # separators: the languages are categories
@@ -181,8 +183,9 @@ def natural_plot(rows: list[dict], id_name: str, model: str):
         ax.set_xlabel("question language")
         ax.set_title(f"{label} per language and visual domain", fontsize=10)
         ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=8, title="visual domain", title_fontsize=8, loc="best")
-    fig.suptitle(f"{model}: performance under natural shifts" + (" (error bars: 95% bootstrap CI)" if band else ""))
+        ax.legend(fontsize=8, title="visual domain", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.suptitle(f"{model}: performance under natural shifts" + ("\n(error bars: 95% bootstrap CI)" if band else ""),
+                 fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -194,7 +197,7 @@ def bound_plot(per_model: dict[str, list[dict]], id_name: str):
     plt = _plt()
     from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    fig, ax = plt.subplots(figsize=(7.5, 6.0 + 0.15 * len(per_model)))
     models = sorted(per_model)
     families: set[str] = set()
     drawn, xs_all, ys_all = False, [], []
@@ -240,7 +243,9 @@ def bound_plot(per_model: dict[str, list[dict]], id_name: str):
     for fam in (f for f in FAMILY_MARKERS if f in families):
         handles.append(Line2D([], [], ls="", marker=FAMILY_MARKERS[fam], color="0.4"))
         labels.append(f"{fam} shifts")
-    ax.legend(handles, labels, fontsize=8, loc="best")
+    # Below the axes: a legend inside would cover points wherever they are.
+    ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2 if len(labels) > 3
+              else 1, frameon=False)
     ax.set_xlabel("EMID upper bound UB = √JSD$_v$ + √JSD$_t$ + JSD$_{y,ID}^{1/4}$ + JSD$_{y,OOD}^{1/4}$")
     ax.set_ylabel("EMID (higher = worse than ID)")
     ax.set_title("EMID vs its upper bound, one point per shifted scenario")
