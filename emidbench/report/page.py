@@ -167,7 +167,7 @@ def build_page(*, run_name: str, manifest, id_name: str, models: list[str], per_
         w("</section>\n")
 
     if len(models) > 1:
-        w(_comparison(models, per_model, id_name, figures.get("") or []))
+        w(_comparison(models, per_model, id_name, figures.get("") or [], infos))
     if galleries:
         w(_examples(galleries, models, id_name))
     w(_notes())
@@ -176,7 +176,12 @@ def build_page(*, run_name: str, manifest, id_name: str, models: list[str], per_
 
 
 def _parts(info: dict) -> list[tuple[str, str]]:
-    parts = [("the " + (info.get("embedder") or {}).get("name", "?") + " embedder", embedder_label(info)[1])]
+    """(what, badge kind) of the embedder and the judge, named as the banner says them."""
+    emb = info.get("embedder") or {}
+    what = f"the {emb.get('name', '?')} embedder"
+    if emb.get("name") == "paper" and emb.get("vision_encoder"):
+        what = f"the {emb.get('vision_encoder')} + {emb.get('text_encoder') or '(no text)'} encoders"
+    parts = [(what, embedder_label(info)[1])]
     j = judge_label(info)
     if j:
         parts.append((f"the {(info.get('judge') or {}).get('spec', '?')} judge", j[1]))
@@ -387,12 +392,20 @@ def heat_color(v: float | None, lim: float) -> str:
     return f"background:#{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x}"
 
 
-def _comparison(models: list[str], per_model: dict, id_name: str, figs) -> str:
+def _comparison(models: list[str], per_model: dict, id_name: str, figs, infos: dict) -> str:
     names = [r["scenario"] for r in per_model[models[0]]]
     by = {m: {r["scenario"]: r for r in per_model[m]} for m in models}
     parts = ['<section id="compare">\n<h2>Models compared</h2>\n'
              '<p class="muted">One row per scenario, a column per model, one colour scale for all columns '
              "(red = worse than ID). Click a header to sort.</p>\n"]
+    fitted = [m for m in models if ((infos.get(m) or {}).get("estimator") or {}).get("kind") == "fit"]
+    if len(fitted) > 1:
+        # A CLUB fitted per model moves EMID by itself (a refit shifts it by ~0.01-0.08):
+        # that noise is in the difference between these columns and not in the CIs.
+        parts.append('<p class="banner">The CLUB estimators of ' + ", ".join(f"<code>{esc(m)}</code>" for m in fitted)
+                     + " were each fitted on that model's own answers: EMI/EMID differences between models include the "
+                     "estimator's fitting noise, which the intervals do not cover. Score the models with one "
+                     "estimator (<code>--estimator PATH</code>) to compare them.</p>\n")
     metrics = [("emid", "EMID", 3, False)]
     if any(by[m][n]["rp_score"] is not None for m in models for n in names):
         metrics.append(("rp_score", "RP", 1, True))
