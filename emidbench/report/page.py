@@ -20,6 +20,8 @@ from importlib import resources
 from pathlib import Path
 
 from emidbench.common.io import cell
+from emidbench.embedders.paper import TEXT as PAPER_TEXT
+from emidbench.embedders.paper import VISION as PAPER_VISION
 from emidbench.report import examples as ex
 from emidbench.report.correlations import COVARIATE
 from emidbench.report.tables import PER_SHIFT_COLUMNS
@@ -41,7 +43,8 @@ COLUMN_HELP = {
     "judge_failed": "items whose judgment failed (left out of RP and win rate)"}
 LABELS = {"emi": "EMI", "emid": "EMID", "emid_ub": "UB", "rp_score": "RP", "win_rate": "win", "jsd_v": "JSD_v",
           "jsd_t": "JSD_t", COVARIATE: "sqrt(JSD_v)+sqrt(JSD_t)"}
-PUBLISHED_ENCODERS = ("openai/clip-vit-base-patch32", ("xlm-roberta-base", "FacebookAI/xlm-roberta-base"))
+# The paper's encoders (the paper embedder's defaults), the text one also under its hub alias.
+PUBLISHED_ENCODERS = (PAPER_VISION, (PAPER_TEXT, f"FacebookAI/{PAPER_TEXT}"))
 
 
 def esc(v) -> str:
@@ -96,7 +99,7 @@ def judge_label(info: dict) -> tuple[str, str] | None:
     extra = ", both orders averaged" if judge.get("debias") else ""
     if judge.get("proxy"):
         return f"{spec} (token-F1 overlap with the reference, no model{extra})", "proxy"
-    return f"{spec} (prompt {judge.get('prompt_version', '?')}{extra})", "other"
+    return f"{spec} (prompt {judge.get('prompt_version', '?')}{extra})", ""  # a model judge: no badge
 
 
 def estimator_label(info: dict) -> str:
@@ -111,6 +114,8 @@ def estimator_label(info: dict) -> str:
 
 
 def badge(kind: str) -> str:
+    if not kind:
+        return ""
     text = {"proxy": "PROXY", "published": "as published", "other": "not the paper's"}[kind]
     return f'<span class="badge {kind}">{text}</span>'
 

@@ -81,8 +81,9 @@ def severity_plot(rows: list[dict], id_name: str, model: str):
     keys = sorted(types, key=lambda k: (k[0] != "visual", k[1].lower()))
     ncols = min(4, len(keys))
     nrows = math.ceil(len(keys) / ncols)
+    row_h = 2.7 if nrows * len(panels) <= 4 else 2.2  # ImageNet-C's 19 types: 10 rows, still on a screen or two
     fig, axes = plt.subplots(nrows * len(panels), ncols, figsize=(max(7.0, 3.3 * ncols + 0.6),
-                                                                  2.7 * nrows * len(panels) + 0.9),
+                                                                  row_h * nrows * len(panels) + 0.9),
                              squeeze=False, sharey="row")
     colors = {"visual": "tab:blue", "text": "tab:orange"}
     band = False
