@@ -705,3 +705,96 @@ def test_the_page_in_headless_chromium_sorts_filters_and_shows_every_figure(repo
         assert im.size == (1280, 800)
         assert len(im.convert("RGB").getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50  # not a blank page
     assert page.errors == []
+
+
+# --------------------------------------------------------------------------- what the figures show (issue 19)
+
+def _row(name, family, modality, visual=None, vsev=None, text=None, tsev=None, emi=0.5, rp=80.0, ub=1.0, ci=True):
+    from emidbench.report.tables import PER_SHIFT_COLUMNS
+
+    r = dict.fromkeys(PER_SHIFT_COLUMNS)
+    r.update(scenario=name, family=family, modality=modality, visual_shift=visual, visual_severity=vsev,
+             text_shift=text, text_severity=tsev, n=8, emi=emi, emid=0.5 - emi, emid_ub=ub, rp_score=rp)
+    if ci:
+        r.update(emi_lo=emi - 0.1, emi_hi=emi + 0.1, rp_lo=rp - 5, rp_hi=rp + 5)
+    return r
+
+
+def _figure_rows() -> list[dict]:
+    rows = [_row(ID, "id", "none")]
+    for i, k in enumerate((1, 3, 5)):
+        rows.append(_row(f"{ID}_frost_{k}", "synthetic", "visual", "frost", k, emi=0.4 - 0.05 * i, ub=1 + i))
+    for i, k in enumerate((4, 7)):
+        rows.append(_row(f"{ID}_sr_{k}", "synthetic", "text", text="sr", tsev=k, emi=0.3 - 0.1 * i, ub=1.5 + i))
+    for lang in ("German", "Korean"):
+        rows.append(_row(f"{ID}_{lang}", "natural", "text", text=lang, emi=0.2, ub=2.2))
+        for split in ("hard", "easy", "normal"):  # not in reading order, on purpose
+            rows.append(_row(f"{ID}_wild_{split}_{lang}", "natural", "joint", visual=f"wild_{split}", text=lang,
+                             emi=0.1, ub=2.5))
+    for split in ("hard", "easy", "normal"):
+        rows.append(_row(f"{ID}_wild_{split}", "natural", "visual", visual=f"wild_{split}", emi=0.15, ub=2.4))
+    return rows
+
+
+def _joining_lines(ax) -> list:
+    """Lines drawn through points at two or more x positions (markers, error bars and
+    vertical separators are not)."""
+    return [line for line in ax.get_lines()
+            if line.get_linestyle() not in ("None", "none", " ", "") and len(set(line.get_xdata())) > 1]
+
+
+def test_severity_has_a_panel_per_shift_type_on_its_own_scale_with_legends_and_no_joining_lines():
+    import matplotlib.pyplot as plt
+
+    from emidbench.report import plots
+
+    fig = plots.severity_plot(_figure_rows(), ID, "m")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2 * 2  # (RP, EMI) x (frost, sr)
+    ticks = sorted({tuple(ax.get_xticks()) for ax in axes})
+    assert ticks == [(0, 1, 3, 5), (0, 4, 7)]  # each type's own severities, not one shared axis
+    for ax in axes:
+        assert ax.get_legend() is not None, ax.get_title()
+        assert _joining_lines(ax) == [], ax.get_title()
+        assert any(getattr(c, "has_yerr", False) for c in ax.containers), ax.get_title()  # CIs drawn
+    plt.close(fig)
+
+
+def test_natural_orders_domains_id_easy_normal_hard_with_ordinal_colours_cis_and_no_lines():
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+
+    from emidbench.report import plots
+
+    fig = plots.natural_plot(_figure_rows(), ID, "m")
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        labels = [t.get_text() for t in legend.get_texts()]
+        assert labels == ["ID images", "wild_easy", "wild_normal", "wild_hard"]
+        assert _joining_lines(ax) == []
+        bars = [c for c in ax.containers if getattr(c, "has_yerr", False)]
+        assert len(bars) == 4
+        # Ordinal: the colours' lightness changes monotonically from ID to hard.
+        lum = [np.dot(to_rgb(c.lines[0].get_color()), (0.299, 0.587, 0.114)) for c in bars]
+        assert lum == sorted(lum) or lum == sorted(lum, reverse=True), lum
+    plt.close(fig)
+
+
+def test_bound_plot_fits_over_the_data_only_and_draws_y_equals_x():
+    import matplotlib.pyplot as plt
+
+    from emidbench.report import plots
+
+    rows = _figure_rows()
+    fig = plots.bound_plot({"m": rows}, ID)
+    ax = fig.axes[0]
+    ub = [r["emid_ub"] for r in rows if r["scenario"] != ID]
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) > 1]
+    identity = [line for line in lines if np.allclose(line.get_xdata(), line.get_ydata())]
+    assert len(identity) == 1 and identity[0].get_linestyle() == "--"
+    fit = [line for line in lines if line not in identity]
+    assert len(fit) == 1
+    assert min(fit[0].get_xdata()) == pytest.approx(min(ub)) and max(fit[0].get_xdata()) == pytest.approx(max(ub))
+    assert "scale-adjusted" not in ax.get_xlabel() and "JSD" in ax.get_xlabel()  # the bound, spelled out
+    assert any("y = x" in t.get_text() for t in ax.get_legend().get_texts())
+    plt.close(fig)
