@@ -634,17 +634,20 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
 
 
 @pytest.fixture
-def browser_page():
-    """A headless Debian Chromium page at 1280x800 driven by playwright (its own fresh
-    profile per launch), recording console errors and every request."""
+def browser_page(tmp_path):
+    """A headless Debian Chromium page at 1280x800 driven by playwright, with a fresh
+    profile (user data dir) in the test's tmp dir, recording console errors and every
+    request."""
     if not CHROMIUM.is_file():
         pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); scripts/install.sh installs it "
                     "where apt-get is available")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install "
                                    "'.[test]')")
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        browser = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
+                                                        args=CHROMIUM_FLAGS, headless=True,
+                                                        viewport={"width": 1280, "height": 800})
+        page = browser.pages[0] if browser.pages else browser.new_page()
         page.errors, page.requests = [], []
         page.on("console", lambda m: page.errors.append(m.text) if m.type in ("error", "warning") else None)
         page.on("pageerror", lambda e: page.errors.append(str(e)))
