@@ -233,8 +233,10 @@ def report(
     run: Path = typer.Argument(..., metavar="RUN", help="Run directory with RUN/scores/."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Models to report (repeatable; default: all scored)."),
     compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="The paper's results file (results/pairs-SYNTHETIC-ALL-<model>-CLUB_global.json): EMI, EMID, EMID UB per scenario and the correlation, ours beside theirs (RUN/report/<model>/compare.csv)."),
+    open_page: bool = typer.Option(False, "--open", help="Open RUN/report/index.html in a web browser (prints its path when there is none)."),
 ):
-    """Per-shift CSV, correlations, plots and a terminal summary (RUN/report/)."""
+    """Per-shift CSV, correlations, plots, a terminal summary and one HTML page (RUN/report/)."""
+    from emidbench.report import open_page as open_in_browser
     from emidbench.report import run_report
 
     if compare_to is not None:
@@ -248,6 +250,10 @@ def report(
         if model and len(model) > 1:
             raise UserError("--compare-to compares one model: pass one --model")
         compare_to_paper(run, compare_to, model=model[0] if model else None, console=out)
+    if open_page:
+        # soft_wrap: the address stays on one line, whole, to copy
+        open_in_browser(run / "report" / "index.html",
+                        say=lambda msg: out.print(msg, highlight=False, soft_wrap=True))
 
 
 @app.command()

@@ -3,7 +3,8 @@
 #   a virtual environment in .venv (or $EMIDBENCH_VENV), torch + torchvision (pinned as a
 #   pair: torchvision's compiled operators only load beside the torch they were built for,
 #   and several model families' processors need torchvision), emidbench with its test
-#   extra, and Debian's WordNet files for the synonym-replacement shifts.
+#   extra, Debian's WordNet files for the synonym-replacement shifts, and Debian's
+#   chromium (the report page's browser tests drive it with playwright).
 #
 #   x86_64:  torch==2.14.1 torchvision==0.29.1   (a CUDA build that also runs on the CPU)
 #   aarch64: torch==2.9.1  torchvision==0.24.1   (a CPU build)
@@ -56,5 +57,18 @@ if [ ! -d /usr/share/wordnet ] && command -v apt-get >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
     ($SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wordnet-base wordnet-sense-index >/dev/null) \
       || echo "note: could not install Debian's wordnet-base; synonym shifts need WordNet (see README)" >&2
+  fi
+fi
+
+# Chromium for the report page's browser tests (tests/test_report.py): Debian's package,
+# driven by playwright from the test extra (playwright's own browser downloads are not
+# used). Skipped where apt is not ours; those tests then skip with the reason.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
+  if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
+    ($SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null) \
+      || echo "note: could not install Debian's chromium; the report page's browser tests will skip" >&2
+  else
+    echo "note: not root and no sudo: Debian's chromium not installed; the report page's browser tests will skip" >&2
   fi
 fi

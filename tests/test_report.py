@@ -5,19 +5,25 @@ terminal table at 80 columns, and the bad inputs through the CLI."""
 
 from __future__ import annotations
 
+import base64
 import csv
+import html
 import io
+import os
 import random
 import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.helpers import photo_like, run_cli
+from tests.helpers import REPO, photo_like, run_cli
 from PIL import Image, ImageFilter
 from scipy import stats
 
-from emidbench.common.io import atomic_write_jsonl
+from emidbench.common.io import atomic_write_jsonl, read_jsonl
 from emidbench.report import run_report
 from emidbench.rundir import RunDir
 from emidbench.rundir.manifest import Manifest, ScenarioEntry, ShiftSpec
@@ -265,7 +271,7 @@ def test_every_figure_is_a_valid_png_of_sane_size(scored):
 
 def test_a_second_report_writes_the_same_bytes(scored, tmp_path):
     files = sorted(p for p in (scored.root / "report").rglob("*") if p.is_file())
-    assert {p.suffix for p in files} == {".csv", ".png"}
+    assert {p.suffix for p in files} == {".csv", ".png", ".html"}
     before = {p: p.read_bytes() for p in files}
     run_report(scored.root)
     assert sorted(p for p in (scored.root / "report").rglob("*") if p.is_file()) == files
@@ -418,3 +424,380 @@ def test_a_shift_without_answers_is_not_counted_and_is_named(unjudged, scored):
     _, summary = read_csv(rd.root / "report" / "summary.csv")
     assert summary[0]["n_shifts"] == str(len(shifted) - 1)
     assert "1 without scores (no answers) at the end" in " ".join(buf.getvalue().split())
+
+
+# --------------------------------------------------------------------------- the page (RUN/report/index.html)
+
+class PageParser(HTMLParser):
+    """The page's tables (id -> header data-col list, rows as (tr attrs, [td attrs + text])),
+    every src/href, and the example cells."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, dict] = {}
+        self.urls: list[tuple[str, str, str]] = []
+        self.tags: list[str] = []
+        self.example_cells: list[dict] = []
+        self._table = None
+        self._row = None
+        self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        for k in ("src", "href"):
+            if k in a:
+                self.urls.append((tag, k, a[k]))
+        if tag == "table":
+            self._table = self.tables.setdefault(a.get("id") or f"anon{len(self.tables)}",
+                                                 {"head": [], "rows": [], "class": a.get("class", "")})
+        elif tag == "th" and self._table is not None:
+            self._table["head"].append(a)
+        elif tag == "tr" and self._table is not None:
+            self._row = (a, [])
+        elif tag == "td" and self._row is not None:
+            self._cell = dict(a, text="")
+            self._row[1].append(self._cell)
+        elif tag == "div" and "cell" in (a.get("class") or "").split() and a.get("data-scenario"):
+            self.example_cells.append(a)
+        elif tag == "img" and self.example_cells and a.get("alt") == self.example_cells[-1]["data-scenario"]:
+            self.example_cells[-1]["img"] = a["src"]
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            if self._row[1]:
+                self._table["rows"].append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+
+
+@pytest.fixture(scope="module")
+def reported(scored, tmp_path_factory) -> RunDir:
+    """A copy of the scored run reported for both models (other tests report `scored`
+    again for one model, which rewrites its page)."""
+    root = tmp_path_factory.mktemp("reported") / "run"
+    shutil.copytree(scored.root, root)
+    run_report(root)
+    return RunDir(root)
+
+
+def parse_page(path: Path) -> tuple[str, PageParser]:
+    text = path.read_text(encoding="utf-8")
+    p = PageParser()
+    p.feed(text)
+    return text, p
+
+
+def test_the_page_table_has_one_row_per_scenario_with_the_values_of_per_shift_csv(reported):
+    text, page = parse_page(reported.root / "report" / "index.html")
+    for i, m in enumerate(sorted(MODELS)):  # models in the order reported: sorted
+        header, per = read_csv(reported.report_dir(m) / "per_shift.csv")
+        table = page.tables[f"shifts-{i}"]
+        assert [tr["data-scenario"] for tr, _ in table["rows"]] == [r["scenario"] for r in per]
+        computed = [c for c in header if any(r[c] != "" for r in per)]
+        cis = {c for c in computed if c.endswith(("_lo", "_hi"))}
+        assert {"emid_lo", "rp_lo", "win_hi"} <= cis  # this run has judge and bootstrap
+        # Every computed column is a header (a CI pair as one range column, named by its lo).
+        assert [h["data-col"] for h in table["head"]] == [c for c in computed if not c.endswith("_hi")]
+        for (tr, cells), r in zip(table["rows"], per):
+            by_col = {c["data-col"]: c for c in cells}
+            for c in computed:
+                if c.endswith("_hi"):
+                    assert by_col[c[:-3] + "_lo"]["data-hi"] == r[c], (r["scenario"], c)
+                elif c.endswith("_lo"):
+                    assert by_col[c]["data-lo"] == r[c] == by_col[c]["data-v"], (r["scenario"], c)
+                    lo, hi = r[c], r[c[:-3] + "_hi"]
+                    shown = by_col[c]["text"]
+                    assert shown.startswith("[") and shown.endswith("]"), shown
+                    assert [float(x) for x in shown[1:-1].split(",")] == pytest.approx(
+                        [float(lo), float(hi)], abs=0.051), (shown, lo, hi)
+                else:
+                    assert by_col[c]["data-v"] == r[c], (r["scenario"], c)
+            assert (tr["data-family"], tr["data-modality"]) == (r["family"], r["modality"])
+        # The worst rows: the largest EMID, as many as the terminal marks (a quarter, at most 5).
+        shifts = sorted((r for r in per if r["scenario"] != ID), key=lambda r: -float(r["emid"]))
+        worst = [tr["data-scenario"] for tr, _ in table["rows"] if "worst" in tr["class"].split()]
+        assert sorted(worst) == sorted(r["scenario"] for r in shifts[:max(1, min(5, len(shifts) // 4))])
+
+
+def test_the_page_is_self_contained_marks_proxies_and_compares_the_models(reported):
+    text, page = parse_page(reported.root / "report" / "index.html")
+    assert "link" not in page.tags and "iframe" not in page.tags
+    # Every src is inline data; every href an anchor on the page.
+    assert page.urls and all(v.startswith("data:") for t, k, v in page.urls if k == "src")
+    assert all(v.startswith("#") for t, k, v in page.urls if k == "href")
+    assert "http://" not in text and "https://" not in text
+    # One figure per drawn PNG (each model's four, and the all-models scatter), as SVG.
+    figures = [v for t, k, v in page.urls if v.startswith("data:image/svg+xml;base64,")]
+    assert len(figures) == len(MODELS) * len(FIGURES) + 1
+    for uri in figures:
+        svg = base64.b64decode(uri.split(",", 1)[1])
+        assert svg.lstrip().startswith(b"<?xml") and b"<svg" in svg and b"<dc:date>" not in svg
+    # The offline embedder and judge are proxies, and say so for each model.
+    assert text.count('<span class="badge proxy">PROXY</span>') == 2 * len(MODELS)
+    assert 'id="proxy-banner"' in text
+    # Two models: one comparison row per scenario, a cell per model.
+    comp = page.tables["compare-emid"]
+    assert [tr["data-scenario"] for tr, _ in comp["rows"]] == [s[0] for s in SCENARIOS]
+    for tr, cells in comp["rows"]:
+        assert len(cells) == 1 + len(MODELS)
+        for m, c in zip(sorted(MODELS), cells[1:]):
+            _, per = read_csv(reported.report_dir(m) / "per_shift.csv")
+            assert c["data-v"] == next(r["emid"] for r in per if r["scenario"] == tr["data-scenario"])
+    assert "compare-rp_score" in page.tables
+
+
+def _judge_scores(rd: RunDir, model: str, scenario: str) -> dict:
+    records = read_jsonl(rd.scores_dir(model) / "judge" / f"{scenario}.jsonl")
+    return {str(r["question_id"]): r["scores"][1] for r in records}
+
+
+def test_the_examples_show_downscaled_thumbnails_and_the_largest_judge_drops(reported):
+    text, page = parse_page(reported.root / "report" / "index.html")
+    shown = [c["data-scenario"] for c in page.example_cells]
+    # A gallery per single-modality type: the clean ID cell beside each severity.
+    for name in (f"{ID}_defocus_blur_1", f"{ID}_defocus_blur_3", f"{ID}_KeyboardAug_3", f"{ID}_German",
+                 f"{ID}_wild_easy"):
+        assert name in shown, name
+    assert f"{ID}_defocus_blur_3_KeyboardAug_3" not in shown  # joint: a combination of the galleries above
+    for c in page.example_cells:
+        data = base64.b64decode(c["img"].split(",", 1)[1])
+        with Image.open(io.BytesIO(data)) as im:
+            assert im.format == "JPEG" and max(im.size) <= 160
+    # The defocus_blur gallery holds the item whose judge score dropped most (mean over models).
+    scores = {(m, k): _judge_scores(reported, m, f"{ID}_defocus_blur_{k}" if k else ID) for m in MODELS
+              for k in (0, 1, 3)}
+    drops = {q: np.mean([scores[m, 0][q] - min(scores[m, 1][q], scores[m, 3][q]) for m in MODELS])
+             for q in scores["steady", 0]}
+    biggest = max(drops, key=lambda q: (drops[q], -int(q)))
+    section = text[text.index("defocus_blur (visual shift)"):text.index("KeyboardAug (text shift)")]
+    ref = next(r["reference"] for r in reported.read_scenario(ID) if str(r["question_id"]) == biggest)
+    assert html.escape(ref) in section
+    # The perturbed question has its changed words marked against the clean one.
+    keyboard = text[text.index("KeyboardAug (text shift)"):text.index("languages on the ID images")]
+    assert "<ins>" in keyboard
+
+
+def test_without_judge_or_bootstrap_the_page_leaves_those_columns_out(unjudged):
+    # An answer lost after scoring: the examples (first questions, no judge) say so.
+    answers = unjudged.responses_path("steady", f"{ID}_defocus_blur_1")
+    lines = answers.read_text(encoding="utf-8").splitlines(keepends=True)
+    answers.write_text("".join(lines[1:]), encoding="utf-8")
+    run_report(unjudged.root)
+    text, page = parse_page(unjudged.root / "report" / "index.html")
+    cols = [h["data-col"] for h in page.tables["shifts-0"]["head"]]
+    for c in JUDGE_COLUMNS + ["emi_lo", "emid_lo"]:
+        assert c not in cols, c
+    assert {"emi", "emid", "emid_ub", "jsd_v"} <= set(cols)
+    assert "none: RP and win-rate columns are absent" in text and "CI columns are absent" in text
+    assert "compare-emid" not in page.tables  # one model scored: nothing to compare
+    assert "judge: answer" not in text  # no judge scores under the examples' answers
+    assert text.count("no answer (missing)") == 1
+
+
+def _fake_browser(tmp_path) -> tuple[dict, Path]:
+    """$BROWSER as a script that records the address it was asked to open."""
+    log = tmp_path / "opened.txt"
+    script = tmp_path / "browser.sh"
+    script.write_text(f'#!/bin/sh\nprintf "%s" "$1" > "{log}"\n', encoding="utf-8")
+    script.chmod(0o755)
+    return {"BROWSER": str(script)}, log
+
+
+def test_open_opens_the_page_or_prints_its_path_without_a_browser(unjudged, tmp_path):
+    env, log = _fake_browser(tmp_path)
+    res = run_cli("report", unjudged.root, "--open", env=env)
+    assert res.returncode == 0, res.stderr
+    page = (unjudged.root / "report" / "index.html").resolve()
+    assert log.read_text(encoding="utf-8") == page.as_uri()
+    # No browser at all (no $BROWSER, no display, nothing on PATH): the path, exit 0.
+    bare = {k: v for k, v in os.environ.items() if k not in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY")}
+    bare["PATH"] = str(tmp_path / "empty")
+    res = subprocess.run([sys.executable, "-m", "emidbench", "report", str(unjudged.root), "--open"], cwd=REPO,
+                         env=bare, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert f"no web browser found; open {page.as_uri()} yourself" in " ".join(res.stdout.split())
+
+
+# --------------------------------------------------------------------------- the page in a real browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    """A headless Debian Chromium page at 1280x800 driven by playwright, with a fresh
+    profile (user data dir) in the test's tmp dir, recording console errors and every
+    request."""
+    if not CHROMIUM.is_file():
+        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); scripts/install.sh installs it "
+                    "where apt-get is available")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install "
+                                   "'.[test]')")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
+                                                        args=CHROMIUM_FLAGS, headless=True,
+                                                        viewport={"width": 1280, "height": 800})
+        page = browser.pages[0] if browser.pages else browser.new_page()
+        page.errors, page.requests = [], []
+        page.on("console", lambda m: page.errors.append(m.text) if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.on("request", lambda r: page.requests.append(r.url))
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def _column(page, table: str, col: str) -> list[str]:
+    return page.eval_on_selector_all(f"#{table} tbody tr:not([hidden]) td[data-col={col}]",
+                                     "tds => tds.map(td => td.getAttribute('data-v'))")
+
+
+def test_the_page_in_headless_chromium_sorts_filters_and_shows_every_figure(reported, browser_page, tmp_path):
+    page = browser_page
+    path = reported.root / "report" / "index.html"
+    page.goto(path.resolve().as_uri())
+    page.wait_for_load_state("load")
+    # Nothing but the page itself was requested (figures and thumbnails are inline data).
+    assert [u for u in page.requests if not u.startswith("data:")] == [path.resolve().as_uri()]
+    assert page.errors == []
+    # Every figure and thumbnail decoded.
+    images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.alt])")
+    assert len(images) > len(MODELS) * len(FIGURES)
+    assert all(done and width > 0 for done, width, _ in images), [a for d, w, a in images if not (d and w > 0)]
+
+    # Sorting: a click on the EMID header orders the rows by it, a second click reverses.
+    before = _column(page, "shifts-0", "scenario")
+    page.click("#shifts-0 th[data-col=emid]")
+    emid = [float(v) for v in _column(page, "shifts-0", "emid")]
+    assert emid == sorted(emid) and len(emid) == len(SCENARIOS)
+    after = _column(page, "shifts-0", "scenario")
+    assert after != before and sorted(after) == sorted(before)
+    page.click("#shifts-0 th[data-col=emid]")
+    assert [float(v) for v in _column(page, "shifts-0", "emid")] == sorted(emid, reverse=True)
+    page.click("#shifts-0 th[data-col=scenario]")
+    names = _column(page, "shifts-0", "scenario")
+    assert names == sorted(names, key=str.lower)
+
+    # Filters hide rows: by family, then by name within it.
+    controls = ".controls[data-for=shifts-0]"
+    page.select_option(f"{controls} select[data-filter=family]", "natural")
+    assert sorted(_column(page, "shifts-0", "scenario")) == sorted(s[0] for s in SCENARIOS if s[1] == "natural")
+    page.select_option(f"{controls} select[data-filter=family]", "")
+    page.fill(f"{controls} input[data-filter=name]", "defocus")
+    assert sorted(_column(page, "shifts-0", "scenario")) == sorted(s[0] for s in SCENARIOS if "defocus" in s[0])
+    assert page.inner_text(f"{controls} .count") == f"3 of {len(SCENARIOS)} rows shown"
+    page.fill(f"{controls} input[data-filter=name]", "")
+    assert len(_column(page, "shifts-0", "scenario")) == len(SCENARIOS)
+
+    # A laptop-sized screenshot, kept as the test's artefact.
+    shot = tmp_path / "report-1280x800.png"
+    page.goto(path.resolve().as_uri())
+    page.screenshot(path=str(shot))
+    with Image.open(shot) as im:
+        assert im.size == (1280, 800)
+        assert len(im.convert("RGB").getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50  # not a blank page
+    assert page.errors == []
+
+
+# --------------------------------------------------------------------------- what the figures show (issue 19)
+
+def _row(name, family, modality, visual=None, vsev=None, text=None, tsev=None, emi=0.5, rp=80.0, ub=1.0, ci=True):
+    from emidbench.report.tables import PER_SHIFT_COLUMNS
+
+    r = dict.fromkeys(PER_SHIFT_COLUMNS)
+    r.update(scenario=name, family=family, modality=modality, visual_shift=visual, visual_severity=vsev,
+             text_shift=text, text_severity=tsev, n=8, emi=emi, emid=0.5 - emi, emid_ub=ub, rp_score=rp)
+    if ci:
+        r.update(emi_lo=emi - 0.1, emi_hi=emi + 0.1, rp_lo=rp - 5, rp_hi=rp + 5)
+    return r
+
+
+def _figure_rows() -> list[dict]:
+    rows = [_row(ID, "id", "none")]
+    for i, k in enumerate((1, 3, 5)):
+        rows.append(_row(f"{ID}_frost_{k}", "synthetic", "visual", "frost", k, emi=0.4 - 0.05 * i, ub=1 + i))
+    for i, k in enumerate((4, 7)):
+        rows.append(_row(f"{ID}_sr_{k}", "synthetic", "text", text="sr", tsev=k, emi=0.3 - 0.1 * i, ub=1.5 + i))
+    for lang in ("German", "Korean"):
+        rows.append(_row(f"{ID}_{lang}", "natural", "text", text=lang, emi=0.2, ub=2.2))
+        for split in ("hard", "easy", "normal"):  # not in reading order, on purpose
+            rows.append(_row(f"{ID}_wild_{split}_{lang}", "natural", "joint", visual=f"wild_{split}", text=lang,
+                             emi=0.1, ub=2.5))
+    for split in ("hard", "easy", "normal"):
+        rows.append(_row(f"{ID}_wild_{split}", "natural", "visual", visual=f"wild_{split}", emi=0.15, ub=2.4))
+    return rows
+
+
+def _joining_lines(ax) -> list:
+    """Lines drawn through points at two or more x positions (markers, error bars and
+    vertical separators are not)."""
+    return [line for line in ax.get_lines()
+            if line.get_linestyle() not in ("None", "none", " ", "") and len(set(line.get_xdata())) > 1]
+
+
+def test_severity_has_a_panel_per_shift_type_on_its_own_scale_with_legends_and_no_joining_lines():
+    import matplotlib.pyplot as plt
+
+    from emidbench.report import plots
+
+    fig = plots.severity_plot(_figure_rows(), ID, "m")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2 * 2  # (RP, EMI) x (frost, sr)
+    ticks = sorted({tuple(ax.get_xticks()) for ax in axes})
+    assert ticks == [(0, 1, 3, 5), (0, 4, 7)]  # each type's own severities, not one shared axis
+    for ax in axes:
+        assert ax.get_legend() is not None, ax.get_title()
+        assert _joining_lines(ax) == [], ax.get_title()
+        assert any(getattr(c, "has_yerr", False) for c in ax.containers), ax.get_title()  # CIs drawn
+    plt.close(fig)
+
+
+def test_natural_orders_domains_id_easy_normal_hard_with_ordinal_colours_cis_and_no_lines():
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+
+    from emidbench.report import plots
+
+    fig = plots.natural_plot(_figure_rows(), ID, "m")
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        labels = [t.get_text() for t in legend.get_texts()]
+        assert labels == ["ID images", "wild_easy", "wild_normal", "wild_hard"]
+        assert _joining_lines(ax) == []
+        bars = [c for c in ax.containers if getattr(c, "has_yerr", False)]
+        assert len(bars) == 4
+        # Ordinal: the colours' lightness changes monotonically from ID to hard.
+        lum = [np.dot(to_rgb(c.lines[0].get_color()), (0.299, 0.587, 0.114)) for c in bars]
+        assert lum == sorted(lum) or lum == sorted(lum, reverse=True), lum
+    plt.close(fig)
+
+
+def test_bound_plot_fits_over_the_data_only_and_draws_y_equals_x():
+    import matplotlib.pyplot as plt
+
+    from emidbench.report import plots
+
+    rows = _figure_rows()
+    fig = plots.bound_plot({"m": rows}, ID)
+    ax = fig.axes[0]
+    ub = [r["emid_ub"] for r in rows if r["scenario"] != ID]
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) > 1]
+    identity = [line for line in lines if np.allclose(line.get_xdata(), line.get_ydata())]
+    assert len(identity) == 1 and identity[0].get_linestyle() == "--"
+    fit = [line for line in lines if line not in identity]
+    assert len(fit) == 1
+    assert min(fit[0].get_xdata()) == pytest.approx(min(ub)) and max(fit[0].get_xdata()) == pytest.approx(max(ub))
+    assert "scale-adjusted" not in ax.get_xlabel() and "JSD" in ax.get_xlabel()  # the bound, spelled out
+    assert any("y = x" in t.get_text() for t in ax.get_legend().get_texts())
+    plt.close(fig)

@@ -1,21 +1,22 @@
-"""The report's figures (PNG, one per file, deterministic bytes):
+"""The report's figures. Each function returns a matplotlib Figure (None without data);
+render() turns it into PNG bytes (the files) and SVG bytes (the page), both deterministic:
 
-- severity.png   RP and EMI against shift severity per shift type, with CIs (Fig. 1)
-- natural.png    RP and EMI per language for each domain split
-- emid_vs_bound.png  EMID against its upper bound, a regression line per model (Fig. 3)
+- severity.png   RP and EMI against severity, a panel per shift type, with CIs (Fig. 1)
+- natural.png    RP and EMI per language for each domain split, with CIs
+- emid_vs_bound.png  EMID against its upper bound, a regression line per model, y = x (Fig. 3)
 - emid_grid.png  EMID over the synthetic visual x text grid (heat map)
 """
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
+import math
 
 import numpy as np
 
-from emidbench.common.io import write_if_changed
-
 SAVE = {"dpi": 120, "metadata": {"Software": None}}  # no version/timestamp: stable bytes
+# SVG: no date, no software, no title; ids are salted hashes (svg.hashsalt), so stable too.
+SAVE_SVG = {"metadata": {"Date": None, "Creator": None, "Format": None, "Type": None}}
 FAMILY_MARKERS = {"synthetic": "o", "natural": "^", "custom": "s"}
 
 
@@ -29,16 +30,15 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
-    """PNG bytes written atomically (a killed report leaves the old figure or the new),
-    and only when they differ from the file's: a rerun on the same scores touches nothing."""
+def render(fig) -> tuple[bytes, bytes]:
+    """(PNG bytes, SVG bytes) of a figure, then closed."""
     import matplotlib.pyplot as plt
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", **SAVE)
+    png, svg = io.BytesIO(), io.BytesIO()
+    fig.savefig(png, format="png", **SAVE)
+    fig.savefig(svg, format="svg", **SAVE_SVG)
     plt.close(fig)
-    write_if_changed(Path(path), buf.getvalue())
-    return Path(path)
+    return png.getvalue(), svg.getvalue()
 
 
 def _colors(n: int) -> list:
@@ -49,56 +49,92 @@ def _colors(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def severity_plot(rows: list[dict], id_name: str, path: Path, model: str) -> Path | None:
-    """Single-modality synthetic shifts: metric vs severity per shift type (x sorted by
-    severity, severity 0 = the ID set), the bootstrap CI as a band when it was computed."""
+def _ci_err(rows: list[dict], m: str, lo: str, hi: str):
+    """Error-bar half-widths (2 x n) when every row has its interval, else None."""
+    if not rows or any(r[lo] is None or r[hi] is None for r in rows):
+        return None
+    return np.array([[max(r[m] - r[lo], 0.0) for r in rows], [max(r[hi] - r[m], 0.0) for r in rows]])
+
+
+METRIC_PANELS = (("rp_score", "rp_lo", "rp_hi", "RP score (judge)"), ("emi", "emi_lo", "emi_hi", "EMI"))
+
+
+def severity_plot(rows: list[dict], id_name: str, model: str):
+    """Single-modality synthetic shifts: one panel per shift type and metric (a type's
+    severities are its own scale: corruption levels 1-5 and sr's 4/7 are not comparable),
+    x = the severities the run has, 0 = the ID set. Points, not lines: a few levels of
+    one type are not a curve. The bootstrap CI as error bars when it was computed; the
+    metric's rows share a y axis, so the types compare at a glance."""
     plt = _plt()
     idr = next((r for r in rows if r["scenario"] == id_name), None)
-    lines: dict[str, list] = {}
+    types: dict[tuple[str, str], list] = {}
     for r in rows:
         if r["family"] != "synthetic" or r["modality"] not in ("visual", "text"):
             continue
         name = r["visual_shift"] or r["text_shift"]
         sev = r["visual_severity"] if r["modality"] == "visual" else r["text_severity"]
         if sev is not None:
-            lines.setdefault(name, []).append((sev, r))
-    panels = [(m, lo, hi, label) for m, lo, hi, label in
-              (("rp_score", "rp_lo", "rp_hi", "RP score (judge)"), ("emi", "emi_lo", "emi_hi", "EMI"))
-              if any(r[m] is not None for pts in lines.values() for _, r in pts)]
-    if not lines or not panels:
+            types.setdefault((r["modality"], name), []).append((sev, r))
+    panels = [p for p in METRIC_PANELS if any(r[p[0]] is not None for pts in types.values() for _, r in pts)]
+    if not types or not panels:
         return None
-    names = sorted(lines, key=str.lower)
-    outside = len(names) > 6  # a long legend would cover the lines
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + (2.2 if outside else 0), 4.2),
-                             squeeze=False)
-    for ax, (m, lo, hi, label) in zip(axes[0], panels):
-        for name, color in zip(names, _colors(len(names))):
-            pts = sorted(((sev, r) for sev, r in lines[name] if r[m] is not None), key=lambda p: p[0])
+    keys = sorted(types, key=lambda k: (k[0] != "visual", k[1].lower()))
+    ncols = min(4, len(keys))
+    nrows = math.ceil(len(keys) / ncols)
+    row_h = 2.7 if nrows * len(panels) <= 4 else 2.2  # ImageNet-C's 19 types: 10 rows, still on a screen or two
+    fig, axes = plt.subplots(nrows * len(panels), ncols, figsize=(max(7.0, 3.3 * ncols + 0.6),
+                                                                  row_h * nrows * len(panels) + 0.9),
+                             squeeze=False, sharey="row")
+    colors = {"visual": "tab:blue", "text": "tab:orange"}
+    band = False
+    for pi, (m, lo, hi, label) in enumerate(panels):
+        for ki, key in enumerate(keys):
+            ax = axes[pi * nrows + ki // ncols][ki % ncols]
+            modality, name = key
+            pts = sorted(((sev, r) for sev, r in types[key] if r[m] is not None), key=lambda p: p[0])
             if idr is not None and idr[m] is not None:
-                pts = [(0, idr)] + pts
-            if not pts:
-                continue
-            xs = [p[0] for p in pts]
-            ax.plot(xs, [p[1][m] for p in pts], marker="o", color=color, label=name)
-            if all(p[1][lo] is not None and p[1][hi] is not None for p in pts):
-                ax.fill_between(xs, [p[1][lo] for p in pts], [p[1][hi] for p in pts], color=color, alpha=0.12,
-                                lw=0)
-        ax.set_xlabel("shift severity (0 = ID)")
-        ax.set_ylabel(label)
-        ax.set_title(f"{label} vs shift severity")
-        ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if outside:
-        fig.legend(handles, labels, fontsize=8, loc="center right", title="shift", title_fontsize=8)
-    else:
-        axes[0][-1].legend(handles, labels, fontsize=8, title="shift", title_fontsize=8)
-    band = any(r[lo] is not None for pts in lines.values() for _, r in pts for _, lo, _, _ in panels)
-    fig.suptitle(f"{model}: performance under synthetic shifts" + (" (bands: 95% bootstrap CI)" if band else ""))
-    fig.tight_layout(rect=(0, 0, 1 - 2.2 / fig.get_figwidth(), 1) if outside else None)
-    return _save(fig, path)
+                err = _ci_err([idr], m, lo, hi)
+                ax.errorbar([0], [idr[m]], yerr=err, fmt="s", color="0.35", ms=6, capsize=3, label="ID (severity 0)")
+            if pts:
+                sel = [r for _, r in pts]
+                err = _ci_err(sel, m, lo, hi)
+                band = band or err is not None
+                ax.errorbar([p[0] for p in pts], [r[m] for r in sel], yerr=err, fmt="o", color=colors[modality],
+                            ms=6, capsize=3, label=f"{name}" + (" (95% CI)" if err is not None else ""))
+            ticks = [0] + [p[0] for p in pts]
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.set_xlim(-0.6, max(ticks) + 0.6)
+            ax.set_title(f"{name} ({modality})", fontsize=10)
+            ax.set_xlabel(f"{name} severity", fontsize=9)
+            if ki % ncols == 0:
+                ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="best")
+        for ki in range(len(keys), nrows * ncols):  # unused cells of the last row
+            axes[pi * nrows + ki // ncols][ki % ncols].set_visible(False)
+    fig.suptitle(f"{model}: single-modality synthetic shifts"
+                 + ("\n(error bars: 95% bootstrap CI)" if band else ""), fontsize=11)
+    fig.tight_layout()
+    return fig
 
 
-def natural_plot(rows: list[dict], id_name: str, path: Path, model: str) -> Path | None:
+NATURAL_SPLITS = ("easy", "normal", "hard")  # ordinal: distance of the images from the ID set
+
+
+def _domain_key(dom: str) -> tuple:
+    """(rank, base domain, name): ID first (rank 0), then per domain easy < normal < hard
+    (ranks 1-3; any other split 4)."""
+    if dom == "ID":
+        return (0, "", "")
+    split = dom.rsplit("_", 1)[-1]
+    base = dom[:-len(split) - 1] if split in NATURAL_SPLITS else dom
+    return (1 + NATURAL_SPLITS.index(split) if split in NATURAL_SPLITS else 1 + len(NATURAL_SPLITS), base, dom)
+
+
+def natural_plot(rows: list[dict], id_name: str, model: str):
+    """Natural shifts: x = language (categories, no order: markers, no lines), one marker
+    per visual domain split side by side, coloured in the splits' order (ID, easy, normal,
+    hard: farther from ID = darker); bootstrap CIs as error bars when computed."""
     plt = _plt()
     nat = [r for r in rows if r["family"] in ("natural", "id")]
     langs, groups = [], {}
@@ -110,37 +146,62 @@ def natural_plot(rows: list[dict], id_name: str, path: Path, model: str) -> Path
         groups.setdefault(dom, {})[lang] = r
     if len(langs) < 2 and len(groups) < 2:
         return None
-    panels = [(m, label) for m, label in (("rp_score", "RP score (judge)"), ("emi", "EMI"))
-              if any(r[m] is not None for r in nat)]
+    panels = [p for p in METRIC_PANELS if any(r[p[0]] is not None for r in nat)]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
+    doms = sorted(groups, key=lambda d: (_domain_key(d)[1], _domain_key(d)[0], d))
+    doms = sorted(doms, key=lambda d: _domain_key(d)[0] != 0)  # ID first, then per base domain by split
+    # Ordinal colours by split (ID dark blue -> easy -> normal -> hard orange), whatever splits
+    # this run has; a second base domain (a custom suite) gets another marker.
+    cmap = plt.get_cmap("plasma")
+    shades = [cmap((0.0, 0.35, 0.6, 0.8, 0.88)[_domain_key(d)[0]]) for d in doms]
+    bases = list(dict.fromkeys(_domain_key(d)[1] for d in doms if d != "ID"))
+    markers = ["o" if d == "ID" else "oDv^<>"[bases.index(_domain_key(d)[1]) % 6] for d in doms]
+    # One panel above the other, the legend beside each: wide enough for 7 languages x 4
+    # splits without the legend covering points.
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.5, 0.95 * len(langs) + 4.0), 3.4 * len(panels) + 1.0),
+                             squeeze=False)
     x = np.arange(len(langs))
-    for ax, (m, label) in zip(axes[0], panels):
-        for dom in sorted(groups, key=lambda d: (d != "ID", d)):
-            ys = [groups[dom].get(lang, {}).get(m) for lang in langs]
-            ax.plot(x, [np.nan if y is None else y for y in ys], marker="o", label=dom)
+    width = min(0.8 / len(doms), 0.22)
+    band = False
+    for ax, (m, lo, hi, label) in zip(axes[:, 0], panels):
+        for di, (dom, color, marker) in enumerate(zip(doms, shades, markers)):
+            at = [(i, groups[dom][lang]) for i, lang in enumerate(langs)
+                  if lang in groups[dom] and groups[dom][lang][m] is not None]
+            if not at:
+                continue
+            sel = [r for _, r in at]
+            err = _ci_err(sel, m, lo, hi)
+            band = band or err is not None
+            offset = (di - (len(doms) - 1) / 2) * width
+            ax.errorbar([i + offset for i, _ in at], [r[m] for r in sel], yerr=err, fmt=marker, ms=6, capsize=2.5,
+                        color=color, mec="0.2", mew=0.6, ecolor=color, label="ID images" if dom == "ID" else dom)
         ax.set_xticks(x, langs, rotation=30, ha="right")
-        ax.set_xlim(-0.3, len(langs) - 0.7)  # no point on the frame
+        ax.set_xlim(-0.6, len(langs) - 0.4)
+        for i in range(len(langs) - 1):  # separators: the languages are categories
+            ax.axvline(i + 0.5, color="0.85", lw=0.8)
         ax.set_ylabel(label)
-        ax.set_title(f"{label} per language and visual domain")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"{model}: performance under natural shifts")
+        ax.set_xlabel("question language")
+        ax.set_title(f"{label} per language and visual domain", fontsize=10)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8, title="visual domain", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.suptitle(f"{model}: performance under natural shifts" + ("\n(error bars: 95% bootstrap CI)" if band else ""),
+                 fontsize=11)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
-def bound_plot(per_model: dict[str, list[dict]], id_name: str, path: Path) -> Path | None:
-    """Figure 3: EMID against its upper bound per shifted scenario (colour = model,
-    marker = family), with each model's least-squares line."""
+def bound_plot(per_model: dict[str, list[dict]], id_name: str):
+    """Figure 3: EMID against its upper bound UB per shifted scenario (colour = model,
+    marker = family), each model's least-squares line over its own data range, and the
+    line y = x: the bound holds for the points below it."""
     plt = _plt()
     from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(7.5, 6.0 + 0.15 * len(per_model)))
     models = sorted(per_model)
     families: set[str] = set()
-    drawn = False
+    drawn, xs_all, ys_all = False, [], []
     for model, color in zip(models, _colors(len(models))):
         rows = [r for r in per_model[model]
                 if r["scenario"] != id_name and r["emid"] is not None and r["emid_ub"] is not None]
@@ -150,14 +211,16 @@ def bound_plot(per_model: dict[str, list[dict]], id_name: str, path: Path) -> Pa
             sel = [r for r in rows if r["family"] == fam]
             if sel:
                 families.add(fam)
-                ax.scatter([r["emid_ub"] for r in sel], [r["emid"] for r in sel], s=22, alpha=0.75, color=color,
+                ax.scatter([r["emid_ub"] for r in sel], [r["emid"] for r in sel], s=24, alpha=0.8, color=color,
                            marker=marker, edgecolors="none")
         x = np.array([r["emid_ub"] for r in rows])
         y = np.array([r["emid"] for r in rows])
-        label = model
+        xs_all += list(x)
+        ys_all += list(y)
+        label = f"{model} (n = {len(x)})"
         if np.ptp(x) > 0:
             slope, icept = np.polyfit(x, y, 1)
-            xx = np.linspace(x.min(), x.max(), 50)
+            xx = np.linspace(x.min(), x.max(), 50)  # the fit says nothing beyond the data
             ax.plot(xx, slope * xx + icept, color=color, lw=1.8)
             r = np.corrcoef(x, y)[0, 1] if np.ptp(y) > 0 else float("nan")
             label = f"{model}: slope {slope:.3f}, r = {r:.2f}, n = {len(x)}"
@@ -166,17 +229,30 @@ def bound_plot(per_model: dict[str, list[dict]], id_name: str, path: Path) -> Pa
     if not drawn:
         plt.close(fig)
         return None
+    # y = x over the plotted x range, without stretching the y axis to it: when every
+    # point is far below the bound the line is out of view and the legend says where it is.
+    ax.margins(x=0.05, y=0.08)
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    ax.plot(xlim, xlim, ls="--", color="0.3", lw=1.2)
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
+    above = sum(1 for a, b in zip(xs_all, ys_all) if b > a)
+    where = "" if ylim[1] >= xlim[0] else ", above this plot"
     handles, labels = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], ls="--", color="0.3", lw=1.2))
+    labels.append(f"y = x (EMID = UB{where}): {len(xs_all) - above} of {len(xs_all)} points below")
     for fam in (f for f in FAMILY_MARKERS if f in families):
         handles.append(Line2D([], [], ls="", marker=FAMILY_MARKERS[fam], color="0.4"))
         labels.append(f"{fam} shifts")
-    ax.legend(handles, labels, fontsize=8, loc="best")
-    ax.set_xlabel("EMID upper bound (scale-adjusted)")
+    # Below the axes: a legend inside would cover points wherever they are.
+    ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2 if len(labels) > 3
+              else 1, frameon=False)
+    ax.set_xlabel("EMID upper bound UB = √JSD$_v$ + √JSD$_t$ + JSD$_{y,ID}^{1/4}$ + JSD$_{y,OOD}^{1/4}$")
     ax.set_ylabel("EMID (higher = worse than ID)")
     ax.set_title("EMID vs its upper bound, one point per shifted scenario")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def _shift_key(s: tuple) -> tuple:
@@ -185,7 +261,7 @@ def _shift_key(s: tuple) -> tuple:
     return (name is not None, (name or "").lower(), sev is None, sev if isinstance(sev, (int, float)) else 0)
 
 
-def grid_plot(rows: list[dict], id_name: str, path: Path, model: str) -> Path | None:
+def grid_plot(rows: list[dict], id_name: str, model: str):
     plt = _plt()
     syn = [r for r in rows if r["family"] in ("synthetic", "id")]
     vis = sorted({(r["visual_shift"], r["visual_severity"]) for r in syn if r["visual_shift"]}, key=_shift_key)
@@ -206,7 +282,9 @@ def grid_plot(rows: list[dict], id_name: str, path: Path, model: str) -> Path | 
     ax.set_yticks(range(len(vis)), [name(v) for v in vis])
     for i in range(len(vis)):
         for j in range(len(txt)):
-            if np.isnan(grid[i, j]):
+            if i == 0 and j == 0:
+                ax.text(j, i, "ID set\n(0 by definition)", ha="center", va="center", fontsize=7, color="0.25")
+            elif np.isnan(grid[i, j]):
                 ax.text(j, i, "not run", ha="center", va="center", fontsize=7, color="0.35")
             else:
                 # White on the dark ends of the colour map, black elsewhere: readable in every cell.
@@ -218,4 +296,4 @@ def grid_plot(rows: list[dict], id_name: str, path: Path, model: str) -> Path | 
     ax.set_title(f"{model}: EMID over the synthetic grid\n(red = worse than ID, blue = better)")
     fig.colorbar(im, ax=ax, label="EMID")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig

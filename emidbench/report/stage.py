@@ -6,6 +6,7 @@
     RUN/report/summary.csv               one row per model
     RUN/report/correlations.csv          every reported model's correlations
     RUN/report/emid_vs_bound.png         every reported model in one scatter
+    RUN/report/index.html                all of it as one self-contained page (page.py)
 
 A figure with no data in this run (no synthetic grid, say) is not drawn, and an old
 copy of it from an earlier report is removed, so what is on disk is this report.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emidbench.common.errors import UserError
-from emidbench.common.io import read_json, write_csv
+from emidbench.common.io import read_json, write_csv, write_if_changed
 from emidbench.report import plots
 from emidbench.report.correlations import CORR_COLUMNS, correlations
 from emidbench.report.tables import (
@@ -30,7 +31,18 @@ from emidbench.report.tables import (
 )
 from emidbench.rundir import RunDir
 
+PAGE = "index.html"
 MODEL_PLOTS = {"severity": plots.severity_plot, "natural": plots.natural_plot, "emid_grid": plots.grid_plot}
+CAPTIONS = {
+    "severity": ("Synthetic shifts by severity", "RP score and EMI per shift type, each on its own severity "
+                 "scale (0 = the ID set); error bars are 95% bootstrap intervals when computed."),
+    "natural": ("Natural shifts", "RP score and EMI per question language and visual domain split (ID, easy, "
+                "normal, hard: images increasingly far from the ID set)."),
+    "emid_grid": ("EMID over the synthetic grid", "Rows: visual shift, columns: text shift; red = information "
+                  "lost against the ID set."),
+    "emid_vs_bound": ("EMID vs its upper bound", "One point per shifted scenario; the least-squares line over "
+                      "the data; the bound holds for points below y = x."),
+}
 
 
 def run_report(run: Path, models: list[str] | None = None, console=None) -> dict[str, Path]:
@@ -48,11 +60,12 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
                         f"(answers from: {', '.join(answered)})")
     models = list(dict.fromkeys(models or scored))
 
-    metrics, id_names = {}, {}
+    metrics, id_names, infos = {}, {}, {}
     for m in models:
         metrics[m] = read_metrics(rd, m)  # a model without scores: one line naming the scored ones
         info_path = rd.scores_dir(m) / "score.json"
         info = read_json(info_path) if info_path.is_file() else {}
+        infos[m] = info if isinstance(info, dict) else {}
         id_names[m] = (info.get("id_scenario") if isinstance(info, dict) else None) or manifest.id_scenario
         if id_names[m] not in {s.name for s in manifest.scenarios}:
             raise UserError(f"scores of model {m} were measured against ID set {id_names[m]!r}, which is not in "
@@ -63,45 +76,78 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
                         + "); rescore them with one --id-scenario")
     id_name = id_names[models[0]]
 
-    per_model, corr_all, summary, out = {}, [], [], {}
+    per_model, corr_all, corr_by, summary, out = {}, [], {}, [], {}
     for m in models:  # every model checked before anything is written
         rows = per_shift_rows(manifest, metrics[m], m)
         check_id_row(rows, id_name, m)
         per_model[m] = rows
 
+    figures: dict[str, list] = {}
     for m in models:
         rows, d = per_model[m], rd.report_dir(m)
         write_csv(d / "per_shift.csv", rows, PER_SHIFT_COLUMNS)
         corr = correlations(m, rows, id_name)
         write_csv(d / "correlations.csv", corr, CORR_COLUMNS)
+        corr_by[m] = corr
         corr_all += corr
         summary.append(summary_row(m, rows, id_name))
-        drawn = {name: _draw(d / f"{name}.png", lambda p, f=fn: f(rows, id_name, p, m))
-                 for name, fn in MODEL_PLOTS.items()}
-        drawn["emid_vs_bound"] = _draw(d / "emid_vs_bound.png", lambda p: plots.bound_plot({m: rows}, id_name, p))
+        drawn = {name: _draw(d / f"{name}.png", fn(rows, id_name, m)) for name, fn in MODEL_PLOTS.items()}
+        drawn["emid_vs_bound"] = _draw(d / "emid_vs_bound.png", plots.bound_plot({m: rows}, id_name))
+        figures[m] = [(*CAPTIONS[name], svg) for name, svg in drawn.items() if svg is not None]
         out[m] = d / "per_shift.csv"
         if console:
             from emidbench.report.terminal import correlation_table, shift_table
 
             console.print(shift_table(m, rows, id_name))
             console.print(correlation_table(m, corr))
-            skipped = [n for n, ok in drawn.items() if not ok]
+            skipped = [n for n, svg in drawn.items() if svg is None]
             if skipped:
                 console.print(f"{m}: no data for the plots {', '.join(skipped)}; not drawn", highlight=False)
 
     top = rd.root / "report"
     write_csv(top / "correlations.csv", corr_all, CORR_COLUMNS)
     write_csv(top / "summary.csv", summary, summary_columns(summary))
-    _draw(top / "emid_vs_bound.png", lambda p: plots.bound_plot(per_model, id_name, p))
+    svg = _draw(top / "emid_vs_bound.png", plots.bound_plot(per_model, id_name))
+    if svg is not None and len(models) > 1:
+        title, caption = CAPTIONS["emid_vs_bound"]
+        figures[""] = [(f"{title}, all models", caption, svg)]
+
+    from emidbench.report import examples, page
+
+    html = page.build_page(run_name=rd.root.resolve().name, manifest=manifest, id_name=id_name, models=models,
+                           per_model=per_model, corr=corr_by, summary=summary, infos=infos, figures=figures,
+                           galleries=examples.build(rd, manifest, id_name, models))
+    write_if_changed(top / PAGE, html.encode("utf-8"))
     if console:
-        console.print(f"report written to {top}", highlight=False)
+        console.print(f"report written to {top} (the page: {top / PAGE})", highlight=False)
     return out
 
 
-def _draw(path: Path, draw) -> bool:
-    """Draw one figure to path; without data for it, remove a stale copy instead."""
+def _draw(path: Path, fig) -> bytes | None:
+    """Write a figure's PNG to path and return its SVG (for the page); without data for
+    it (fig None), remove a stale copy instead."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if draw(path) is not None:
-        return True
-    path.unlink(missing_ok=True)
-    return False
+    if fig is None:
+        path.unlink(missing_ok=True)
+        return None
+    png, svg = plots.render(fig)
+    write_if_changed(path, png)  # atomic, and only when the bytes differ: a rerun touches nothing
+    return svg
+
+
+def open_page(path: Path, say=print) -> bool:
+    """Open the page in the user's web browser ($BROWSER or the platform's default).
+    Without one (a server, a container) nothing is opened and the path is printed."""
+    import webbrowser
+
+    uri = Path(path).resolve().as_uri()
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        say(f"no web browser found; open {uri} yourself")
+        return False
+    if not browser.open(uri):
+        say(f"the browser did not open; open {uri} yourself")
+        return False
+    say(f"opened {uri}")
+    return True
