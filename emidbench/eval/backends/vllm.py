@@ -38,8 +38,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from emidbench.common.errors import UserError
-from emidbench.common.errors import first_line
+from emidbench.common.errors import UserError, first_line
 from emidbench.common.hf import load_pretrained, resolve_model, weights_fingerprint
 from emidbench.eval.backends import BACKENDS, Request, Result
 from emidbench.eval.options import EvalOptions
