@@ -136,7 +136,7 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
 
     dist = Dist.from_env()
     try:
-        if dist.world > 1 and not getattr(backend_cls, "shardable", True):
+        if dist.world > 1 and not backend_cls.shardable:
             raise UserError(f"the {backend} backend parallelises itself; run it without torchrun/accelerate")
         engine = backend_cls(model, options)
         questions = {sc: rd.read_scenario(sc) for sc in chosen}
@@ -345,13 +345,13 @@ def _answer(engine, mine: list[str], pending: dict, cache: ResponseCache, writer
             writer.flush()
     writer.flush()
 
-    if to_generate and hasattr(engine, "load"):  # weights load only when something is left to generate
+    if to_generate:  # weights load only when something is left to generate
         if bar:
             bar.describe(f"eval {slug} (loading the model)")
         engine.load()
         if bar:
             bar.describe(f"eval {slug}")
-    if group_by_length and hasattr(engine, "order_key"):
+    if group_by_length:
         # within a scenario, requests of similar image size / prompt length batch together
         # (less padding); answers are the same in any order (batch invariance) and each
         # file is compacted to question order at the end
@@ -361,14 +361,11 @@ def _answer(engine, mine: list[str], pending: dict, cache: ResponseCache, writer
         shape = {k: engine.order_key(pending[k][0].request, pending[k][0].prompt) for k in to_generate}
         to_generate = sorted(to_generate, key=lambda k: (scenario_rank[pending[k][0].scenario], shape[k]))
     size = max(1, int(engine.batch_size))
-    fallbacks_before = dict(getattr(engine, "fallbacks", {}))
+    fallbacks_before = dict(engine.fallbacks)
     for start in range(0, len(to_generate), size):
         batch = to_generate[start:start + size]
         requests = [pending[k][0].request for k in batch]
-        if getattr(engine, "takes_prompts", False):  # the prompts the stage already rendered
-            results = engine.answer(requests, [pending[k][0].prompt for k in batch])
-        else:
-            results = engine.answer(requests)
+        results = engine.answer(requests, [pending[k][0].prompt for k in batch])  # the stage's renderings
         if len(results) != len(batch):
             raise RuntimeError(f"backend returned {len(results)} results for {len(batch)} requests")
         for key, res in zip(batch, results):
@@ -377,7 +374,7 @@ def _answer(engine, mine: list[str], pending: dict, cache: ResponseCache, writer
                 cache.put(key, res.text, pending[key][0].prompt)  # before the answer: a kill here costs nothing
             emit(key, res, "done")
         writer.flush()
-    for reason, n in getattr(engine, "fallbacks", {}).items():
+    for reason, n in engine.fallbacks.items():
         n -= fallbacks_before.get(reason, 0)
         if n:
             summary.fallbacks[reason] = summary.fallbacks.get(reason, 0) + n
