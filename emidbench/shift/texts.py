@@ -16,6 +16,10 @@ from emidbench.shift.translate import SUFFIX, Translator, parse_translator
 
 TRANSLATIONS = ".translations.json"
 SIMILARITY_FILTERED = ("sr", "synonym")  # MM_Robustness filtered its EDA perturbations
+# Libraries the text perturbations use that draw from Python's global generator when
+# imported (nltk 3.10 does): imported on the stage's thread before the helper thread
+# starts, never beside the seeded corruptions (a draw there would change their numbers).
+RNG_TOUCHING_IMPORTS = ("nltk",)
 
 
 class Questions:
@@ -42,6 +46,10 @@ class Questions:
             if p.text is not None:
                 shifts.setdefault((p.text.name, p.text.severity), []).extend(self.inputs[p.name])
         if shifts:
+            import importlib
+
+            for module in RNG_TOUCHING_IMPORTS:
+                importlib.import_module(module)
             work = [(name, severity, texts) for (name, severity), texts in sorted(shifts.items())]
             self.thread = threading.Thread(target=self._prepare, args=(work,), name="prepare-text-shifts", daemon=True)
             self.thread.start()
