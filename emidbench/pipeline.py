@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 from emidbench.common.errors import UserError, did_you_mean
-from emidbench.common.io import atomic_write_json, read_json
+from emidbench.common.hashing import fingerprint
 from emidbench.common.yamlfile import LineMap, read_yaml
 from emidbench.eval.options import EvalOptions
 from emidbench.rundir import RunDir, model_slug
 from emidbench.rundir.answers import answered
+from emidbench.rundir.records import PipelineRecord
 
 # key -> default; sections are dicts of options passed to the stage functions.
 TOP_KEYS = {
@@ -188,27 +188,6 @@ def _check_each(check: Callable, stage: Callable, opts: dict, where: str, key: C
             raise UserError(f"{where}: {key(k)}: expected a number, not {opts[k]!r}") from None
 
 
-def _fingerprint(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-class _Progress:
-    """RUN/pipeline.json: which stage finished with which fingerprint."""
-
-    def __init__(self, run: RunDir):
-        self.path = run.root / "pipeline.json"
-        self.done = read_json(self.path) if self.path.exists() else {}
-        if not isinstance(self.done, dict):
-            raise UserError(f"{self.path}: not a pipeline record (a JSON object); delete it to rerun every stage")
-
-    def is_done(self, key: str, fp: str) -> bool:
-        return self.done.get(key) == fp
-
-    def mark(self, key: str, fp: str) -> None:
-        self.done[key] = fp
-        atomic_write_json(self.path, self.done)
-
-
 def _unanswered(run: RunDir, slug: str) -> list[str]:
     """Scenarios of the manifest with a question that has no (non-failed) answer in
     RUN/responses/<slug>/: a lost or cut-short responses file is not complete."""
@@ -239,10 +218,10 @@ def run_pipeline(cfg: dict, console=None, out=None) -> int:
     from emidbench.shift import run_shift
 
     run = RunDir(cfg["out"])
-    progress = _Progress(run)
+    progress = PipelineRecord.read(run.pipeline_path)
     say = (lambda msg: console.print(msg, highlight=False)) if console else (lambda msg: None)
 
-    shift_fp = _fingerprint([cfg["benchmark"], cfg["benchmark_options"], cfg["suite"], cfg["seed"],
+    shift_fp = fingerprint([cfg["benchmark"], cfg["benchmark_options"], cfg["suite"], cfg["seed"],
                              cfg["limit"], cfg["shift"]])
     if progress.is_done("shift", shift_fp) and run.shifts_complete():
         say("shift: complete, skipped")
@@ -271,7 +250,7 @@ def run_pipeline(cfg: dict, console=None, out=None) -> int:
         model = opts.pop("model")
         slug = model_slug(model, opts.get("name"))
         slugs.append(slug)
-        eval_fp = _fingerprint([shift_fp, model, opts])
+        eval_fp = fingerprint([shift_fp, model, opts])
         todo = _unanswered(run, slug)
         evaluated = False
         if progress.is_done(f"eval:{slug}", eval_fp) and not todo:
@@ -284,10 +263,10 @@ def run_pipeline(cfg: dict, console=None, out=None) -> int:
             exit_code = max(exit_code, summary.exit_code)
             if not summary.exit_code:  # not marked: the next run asks the failed items again
                 progress.mark(f"eval:{slug}", eval_fp)
-        score_fp = _fingerprint([eval_fp, cfg["score"], cfg["seed"],
+        score_fp = fingerprint([eval_fp, cfg["score"], cfg["seed"],
                                  _files_digest(run.responses_dir(slug).glob("*.jsonl"))])
         if (progress.is_done(f"score:{slug}", score_fp) and not evaluated
-                and (run.scores_dir(slug) / "metrics.csv").is_file()):
+                and run.metrics_path(slug).is_file()):
             say(f"score {slug}: complete, skipped")
         else:
             run_score(run.root, slug, seed=cfg["seed"], console=console, **cfg["score"])

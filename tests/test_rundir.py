@@ -124,3 +124,28 @@ def test_model_slug():
     assert model_slug(os.path.join("a", "b", "tiny-llava")) == "tiny-llava"
     with pytest.raises(UserError):
         model_slug("///")
+
+
+def test_records_are_versioned_and_read_back(tmp_path):
+    from emidbench.common.errors import UserError
+    from emidbench.rundir.records import RECORD_VERSION, EvalRecord, PipelineRecord
+
+    path = tmp_path / "eval.json"
+    EvalRecord(model="m", name="m", backend="imported", source="/x", files={"s": "s_m.jsonl"}).write(path)
+    on_disk = json.loads(path.read_text())
+    assert on_disk["version"] == RECORD_VERSION and "identity" not in on_disk  # unset fields are absent
+    assert EvalRecord.read(path).imported and EvalRecord.read(tmp_path / "none.json") is None
+    path.write_text(json.dumps({**on_disk, "version": RECORD_VERSION + 1}))
+    with pytest.raises(UserError, match="newer than this emidbench reads"):
+        EvalRecord.read(path)
+
+    legacy = tmp_path / "pipeline.json"  # written before records were versioned: stages at the top level
+    legacy.write_text(json.dumps({"shift": "abc", "eval:m": "def"}))
+    rec = PipelineRecord.read(legacy)
+    assert rec.is_done("shift", "abc") and not rec.is_done("shift", "other")
+    rec.mark("score:m", "ghi")
+    assert json.loads(legacy.read_text()) == {"version": RECORD_VERSION,
+                                              "stages": {"shift": "abc", "eval:m": "def", "score:m": "ghi"}}
+    legacy.write_text("[1, 2]")
+    with pytest.raises(UserError, match="not a pipeline record"):
+        PipelineRecord.read(legacy)

@@ -118,11 +118,15 @@ def test_lexnames_is_wordnets_list():
 
 def test_preparing_draws_no_random_numbers():
     """The shift stage prepares text shifts on a thread beside the seeded corruptions: the
-    imports, augmenters and WordNet lookups must leave the global generators alone."""
+    imports, augmenters and WordNet lookups must leave the global generators alone, once
+    the stage has imported on its own thread what draws at import (RNG_TOUCHING_IMPORTS)."""
     texts = questions()[:6]
     code = f"""
-import json, random, numpy as np
+import importlib, json, random, numpy as np
 from emidbench.shift.text import PERTURBATIONS, prepare_texts, wordnet
+from emidbench.shift.texts import RNG_TOUCHING_IMPORTS
+for module in RNG_TOUCHING_IMPORTS:  # as Questions.start does before its helper thread
+    importlib.import_module(module)
 random.seed(5); np.random.seed(5)
 before = random.getstate(), np.random.get_state()[1].tolist()
 names = [n for n in PERTURBATIONS if n not in ("sr", "synonym")]

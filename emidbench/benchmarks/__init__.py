@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from emidbench.benchmarks.base import Benchmark, Sample
-from emidbench.common.images import decode_image, image_format
 from emidbench.common.errors import UserError
+from emidbench.common.images import decode_image, image_format
 from emidbench.common.registry import Registry
 
 BENCHMARKS: Registry = Registry("benchmark")

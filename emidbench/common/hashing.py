@@ -20,6 +20,13 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def fingerprint(obj) -> str:
+    """A short stable hash of JSON-able settings (what a stage was run with)."""
+    import json
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def derive_seed(*parts) -> int:
     key = "\x1f".join(str(p) for p in parts).encode("utf-8")
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % 2**32

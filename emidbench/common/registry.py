@@ -1,7 +1,8 @@
 """Small name -> plugin registries, in the spirit of imagecorruptions' {name: function}.
 
-Each plugin is one small module that calls `REGISTRY.register(name)(obj)`; the package
-that owns a registry imports its plugin modules so `emidbench list` sees them all.
+Each plugin is one small module that registers a class or factory with
+`@REGISTRY.register(name, help)`. A registry names its plugin modules and imports them on
+first use (no import-time side effects in the package that owns it, no import cycles).
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, plugins=()):
         self.kind = kind
         self._items: dict[str, T] = {}
         self._help: dict[str, str] = {}
+        self._plugins = list(plugins)  # modules that register into this registry
+
+    def _load(self) -> None:
+        if self._plugins:
+            from importlib import import_module
+
+            plugins, self._plugins = self._plugins, []
+            for module in plugins:
+                import_module(module)
 
     def register(self, name: str, help: str = "") -> Callable[[T], T]:
         def add(obj: T) -> T:
@@ -31,6 +41,7 @@ class Registry(Generic[T]):
         return add
 
     def get(self, name: str) -> T:
+        self._load()
         try:
             return self._items[name]
         except KeyError:
@@ -39,13 +50,17 @@ class Registry(Generic[T]):
             raise UserError(f"unknown {self.kind} {name!r} ({hint})") from None
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:
+        self._load()
         return iter(sorted(self._items))
 
     def __len__(self) -> int:
+        self._load()
         return len(self._items)
 
     def describe(self, name: str) -> str:
+        self._load()
         return self._help.get(name, "")

@@ -59,7 +59,7 @@ class EmbeddingCache:
                                     "delete that folder")
         else:
             atomic_write_json(meta, {"identity": embedder.identity, "dim": self.dim,
-                                     "name": getattr(embedder, "name", "")})
+                                     "name": embedder.name})
         self.rows: dict[str, int] = {}
         self._matrix = np.zeros((0, self.dim), np.float32)
         self.computed = 0  # items this process embedded (the rest came from the cache)
@@ -98,7 +98,7 @@ class EmbeddingCache:
         return self._matrix[[self.rows[k] for k in keys]]
 
     def _check(self, vectors: np.ndarray, n: int, what: str) -> None:
-        name = getattr(self.embedder, "name", "embedder")
+        name = self.embedder.name
         if vectors.shape != (n, self.dim):
             raise UserError(f"embedder {name} returned {what} vectors of shape {vectors.shape}, expected ({n}, "
                             f"{self.dim})")

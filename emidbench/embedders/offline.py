@@ -24,7 +24,7 @@ from collections import Counter
 
 import numpy as np
 
-from emidbench.embedders import EMBEDDERS
+from emidbench.embedders import EMBEDDERS, Embedder
 
 DIM = 256
 VERSION = "offline-v2"
@@ -35,7 +35,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @EMBEDDERS.register("offline", "no download, any script; a PROXY (numbers not comparable with the paper's)")
-class OfflineEmbedder:
+class OfflineEmbedder(Embedder):
     name = "offline"
 
     def __init__(self, dim: int = DIM, **_):

@@ -23,7 +23,7 @@ import hashlib
 import numpy as np
 
 from emidbench.common.errors import UserError
-from emidbench.embedders import EMBEDDERS
+from emidbench.embedders import EMBEDDERS, Embedder
 
 VISION = "openai/clip-vit-base-patch32"
 TEXT = "xlm-roberta-base"
@@ -32,7 +32,7 @@ POOLING_VERSION = "paper-v1"  # bump when the pooling changes: it invalidates ca
 
 
 @EMBEDDERS.register("paper", "CLIP ViT-B/32 patch mean + XLM-R embedding layer, as the paper (any compatible checkpoint)")
-class PaperEmbedder:
+class PaperEmbedder(Embedder):
     """The configs are read at once (widths, a clear error for a missing or wrong
     checkpoint); the weights load on the first embed call, so a run answered from the
     embedding cache never loads them. The identity is a fingerprint of the two checkpoint

@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emidbench.common.errors import UserError
-from emidbench.common.io import atomic_write_json, atomic_write_jsonl, iter_jsonl, read_json
-from emidbench.rundir import RunDir, model_slug
+from emidbench.common.io import atomic_write_jsonl, iter_jsonl
+from emidbench.rundir import EVAL_RECORD, RunDir, model_slug
 from emidbench.rundir.answers import answer_id
+from emidbench.rundir.records import EvalRecord
 
 SPLIT_RE = re.compile(r"_(?:easy|normal|hard)(?=_|$)")
 
@@ -147,9 +148,8 @@ def import_responses(source: Path, run: Path, model: str) -> ImportSummary:
         if len(records) < len(questions[sc]):
             summary.missing[sc] = len(questions[sc]) - len(records)
     summary.not_found = [n for n in order if n not in chosen]
-    atomic_write_json(out_dir / "eval.json", {
-        "model": model, "name": slug, "backend": "imported", "source": str(source.resolve()),
-        "files": {sc: chosen[sc].name for sc in order if sc in parsed}})
+    EvalRecord(model=model, name=slug, backend="imported", source=str(source.resolve()),
+               files={sc: chosen[sc].name for sc in order if sc in parsed}).write(rd.eval_record_path(slug))
     return summary
 
 
@@ -183,12 +183,10 @@ def _mismatch_error(mismatches: list[tuple], total: int) -> UserError:
 
 
 def _check_previous(out_dir: Path) -> None:
-    path = out_dir / "eval.json"
-    if path.is_file():
-        prev = read_json(path)
-        if isinstance(prev, dict) and prev.get("backend") not in (None, "imported"):
-            raise UserError(f"{out_dir} holds answers `emidbench eval` generated ({prev.get('model')!r}); import "
-                            "under another --model name")
+    prev = EvalRecord.read(out_dir / EVAL_RECORD)
+    if prev is not None and not prev.imported:
+        raise UserError(f"{out_dir} holds answers `emidbench eval` generated ({prev.model!r}); import "
+                        "under another --model name")
 
 
 def _read_answers(path: Path, scenarios: dict[str, list[dict]], model: str,

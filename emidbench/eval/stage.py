@@ -38,13 +38,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from emidbench.common.errors import UserError
-from emidbench.common.io import JsonlAppender, atomic_write_json, read_json
+from emidbench.common.io import JsonlAppender
 from emidbench.eval.backends import BACKENDS, Request, Result
 from emidbench.eval.cache import ResponseCache, request_key
 from emidbench.eval.options import EvalOptions
 from emidbench.eval.sharding import Dist, shard_path, shard_paths, take_shard
-from emidbench.rundir import RunDir, model_slug
+from emidbench.rundir import EVAL_RECORD, RunDir, model_slug
 from emidbench.rundir.answers import answer_id, answered, is_failed, merge_answers
+from emidbench.rundir.records import EvalRecord
 
 KINDS = ("done", "cached", "failed", "skipped")
 # re-exported for callers that validate options (pipeline, cli)
@@ -135,7 +136,7 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
 
     dist = Dist.from_env()
     try:
-        if dist.world > 1 and not getattr(backend_cls, "shardable", True):
+        if dist.world > 1 and not backend_cls.shardable:
             raise UserError(f"the {backend} backend parallelises itself; run it without torchrun/accelerate")
         engine = backend_cls(model, options)
         questions = {sc: rd.read_scenario(sc) for sc in chosen}
@@ -147,10 +148,10 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
                 merge_answers(rd.responses_path(slug, sc), questions[sc], shard_paths(out_dir, sc),
                               keep=lambda rec, q, k=keys[sc]: (not is_failed(rec) and (rec.get("metadata") or {})
                                                                .get("request_key") == k[q["question_id"]]))
-            record = {"model": model, "model_ref": ref, "name": slug, "backend": backend, "identity": engine.identity,
-                      "generation": settings, "options": _public(engine.record()),
-                      "eval_options": _public(options.public())}
-            atomic_write_json(out_dir / "eval.json", record)
+            record = EvalRecord(model=model, model_ref=ref, name=slug, backend=backend, identity=engine.identity,
+                                generation=settings, options=_public(engine.record()),
+                                eval_options=_public(options.public()))
+            record.write(rd.eval_record_path(slug))
         dist.barrier()  # every rank reads the compacted files; nobody appends before that
 
         pending: dict[str, list[_Item]] = {}  # request key -> the items asking it, in order
@@ -181,11 +182,11 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
                 merge_answers(rd.responses_path(slug, sc), questions[sc], shard_paths(out_dir, sc))
         summary = _combine(dist.all_gather(summary), slug, dist.world)  # also waits for the merge
         if dist.is_main:  # what this run did that the record must say: fallbacks, and the backend's final word
-            record["options"] = _public(engine.record())
-            record["last_run"] = {"fallbacks": {"items": sum(summary.fallbacks.values()),
-                                                "reasons": dict(sorted(summary.fallbacks.items()))},
-                                  "failed": summary.failed}
-            atomic_write_json(out_dir / "eval.json", record)
+            record.options = _public(engine.record())
+            record.last_run = {"fallbacks": {"items": sum(summary.fallbacks.values()),
+                                             "reasons": dict(sorted(summary.fallbacks.items()))},
+                               "failed": summary.failed}
+            record.write(rd.eval_record_path(slug))
         dist.close()
     finally:
         dist.close(sync=False)  # after an error (a no-op when closed above)
@@ -224,17 +225,14 @@ def _model_ref(model: str) -> str:
 
 def _check_previous(out_dir: Path, ref: str, backend: str) -> None:
     """Answers of another model (or imported ones) under the same name are not overwritten."""
-    path = out_dir / "eval.json"
+    path = out_dir / EVAL_RECORD
     if not path.is_file() or not any(out_dir.glob("*.jsonl")):
         return
-    prev = read_json(path)
-    if not isinstance(prev, dict):
-        return
-    if prev.get("backend") == "imported":
-        raise UserError(f"{out_dir} holds imported answers ({prev.get('source', '?')}); evaluate under another "
-                        "--name")
-    if prev.get("backend") != backend or prev.get("model_ref", ref) != ref:
-        raise UserError(f"{out_dir} holds answers of {prev.get('model')!r} ({prev.get('backend')} backend); pass "
+    prev = EvalRecord.read(path)
+    if prev.imported:
+        raise UserError(f"{out_dir} holds imported answers ({prev.source or '?'}); evaluate under another --name")
+    if prev.backend != backend or (prev.model_ref or ref) != ref:
+        raise UserError(f"{out_dir} holds answers of {prev.model!r} ({prev.backend} backend); pass "
                         "another --name, or delete that folder")
 
 
@@ -347,13 +345,13 @@ def _answer(engine, mine: list[str], pending: dict, cache: ResponseCache, writer
             writer.flush()
     writer.flush()
 
-    if to_generate and hasattr(engine, "load"):  # weights load only when something is left to generate
+    if to_generate:  # weights load only when something is left to generate
         if bar:
             bar.describe(f"eval {slug} (loading the model)")
         engine.load()
         if bar:
             bar.describe(f"eval {slug}")
-    if group_by_length and hasattr(engine, "order_key"):
+    if group_by_length:
         # within a scenario, requests of similar image size / prompt length batch together
         # (less padding); answers are the same in any order (batch invariance) and each
         # file is compacted to question order at the end
@@ -363,14 +361,11 @@ def _answer(engine, mine: list[str], pending: dict, cache: ResponseCache, writer
         shape = {k: engine.order_key(pending[k][0].request, pending[k][0].prompt) for k in to_generate}
         to_generate = sorted(to_generate, key=lambda k: (scenario_rank[pending[k][0].scenario], shape[k]))
     size = max(1, int(engine.batch_size))
-    fallbacks_before = dict(getattr(engine, "fallbacks", {}))
+    fallbacks_before = dict(engine.fallbacks)
     for start in range(0, len(to_generate), size):
         batch = to_generate[start:start + size]
         requests = [pending[k][0].request for k in batch]
-        if getattr(engine, "takes_prompts", False):  # the prompts the stage already rendered
-            results = engine.answer(requests, [pending[k][0].prompt for k in batch])
-        else:
-            results = engine.answer(requests)
+        results = engine.answer(requests, [pending[k][0].prompt for k in batch])  # the stage's renderings
         if len(results) != len(batch):
             raise RuntimeError(f"backend returned {len(results)} results for {len(batch)} requests")
         for key, res in zip(batch, results):
@@ -379,7 +374,7 @@ def _answer(engine, mine: list[str], pending: dict, cache: ResponseCache, writer
                 cache.put(key, res.text, pending[key][0].prompt)  # before the answer: a kill here costs nothing
             emit(key, res, "done")
         writer.flush()
-    for reason, n in getattr(engine, "fallbacks", {}).items():
+    for reason, n in engine.fallbacks.items():
         n -= fallbacks_before.get(reason, 0)
         if n:
             summary.fallbacks[reason] = summary.fallbacks.get(reason, 0) + n

@@ -30,6 +30,12 @@ from emidbench.common.io import (
 )
 from emidbench.rundir.manifest import Manifest
 
+# The artefacts' file names, spelled once.
+EVAL_RECORD = "eval.json"
+SCORE_RECORD = "score.json"
+METRICS = "metrics.csv"
+PIPELINE_RECORD = "pipeline.json"
+
 # --------------------------------------------------------------------------- names
 
 _SLUG_BAD = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -80,8 +86,26 @@ class RunDir:
     def responses_path(self, model: str, scenario: str) -> Path:
         return self.responses_dir(model) / f"{scenario}.jsonl"
 
+    def eval_record_path(self, model: str) -> Path:
+        return self.responses_dir(model) / EVAL_RECORD
+
     def scores_dir(self, model: str) -> Path:
         return self.root / "scores" / model
+
+    def metrics_path(self, model: str) -> Path:
+        return self.scores_dir(model) / METRICS
+
+    def score_record_path(self, model: str) -> Path:
+        return self.scores_dir(model) / SCORE_RECORD
+
+    def scored_models(self) -> list[str]:
+        """Models with a metrics table."""
+        d = self.root / "scores"
+        return sorted(p.name for p in d.iterdir() if (p / METRICS).is_file()) if d.is_dir() else []
+
+    @property
+    def pipeline_path(self) -> Path:
+        return self.root / PIPELINE_RECORD
 
     def report_dir(self, model: str) -> Path:
         return self.root / "report" / model

@@ -132,7 +132,7 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
         judge_info = {"spec": judge, "identity": the_judge.identity, "prompt_version": rules.version,
                       "rules": str(judge_rules) if judge_rules else None, "debias": debias,
                       "orders": list(ORDERS if debias else ORDERS[:1]),
-                      "retries": 0 if getattr(the_judge, "deterministic", False) else JUDGE_RETRIES,
+                      "retries": 0 if the_judge.deterministic else JUDGE_RETRIES,
                       "failed": n_bad, **_describe(the_judge)}
         # Released shifted sets carry neither (joined only with shift --source-benchmark): say so.
         bare = sum(1 for its in items.values() for it in its if not it.get("context"))
@@ -330,7 +330,7 @@ def _judge_all(judge, rules, spec: str, items: dict, debias: bool, cache_dir: Pa
         say(f"  judging {len(todo)} prompts ({len(prompts) - len(todo)} from the cache)")
     calls = 0
     # A deterministic judge (greedy, offline) would only repeat itself.
-    for _ in range(1 if getattr(judge, "deterministic", False) else 1 + JUDGE_RETRIES):
+    for _ in range(1 if judge.deterministic else 1 + JUDGE_RETRIES):
         if not todo:
             break
         step = max(1, len(todo) // 10)
@@ -371,5 +371,5 @@ def _judge_all(judge, rules, spec: str, items: dict, debias: bool, cache_dir: Pa
 
 
 def _describe(obj) -> dict:
-    d = obj.describe() if hasattr(obj, "describe") else {}
+    d = obj.describe()
     return {k: v for k, v in d.items() if "key" not in k or k == "api_key_env"}

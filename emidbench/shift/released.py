@@ -30,9 +30,9 @@ import sys
 from dataclasses import dataclass, replace
 
 from emidbench.benchmarks.base import Benchmark
-from emidbench.common.images import image_format
 from emidbench.benchmarks.released import ScenarioSets
 from emidbench.common.errors import UserError
+from emidbench.common.images import image_format
 from emidbench.rundir import RunDir
 from emidbench.rundir.manifest import Manifest, ScenarioEntry, ShiftSpec
 from emidbench.shift.suites import ENGLISH, SPLITS

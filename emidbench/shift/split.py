@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from emidbench.benchmarks.base import Sample
-from emidbench.common.images import decode_image
 from emidbench.common.errors import UserError
+from emidbench.common.images import decode_image
 
 PIXEL = "pixel"
 DEFAULT_EMBEDDER = "pixel (16x16 thumbnail + 8-bin RGB histogram)"

@@ -1,40 +1,26 @@
 """Model backends: how a question (image + text) becomes an answer.
 
-A backend is a class registered in BACKENDS and constructed as `Backend(model, options)`
-with an `EvalOptions` (emidbench/eval/options.py; each backend reads the fields it uses,
-named in its constructor). It has:
+A backend is a class registered in BACKENDS, subclassing the `Backend` protocol below and
+constructed as `Backend(model, options)` with an `EvalOptions` (emidbench/eval/options.py;
+each backend reads the fields it uses, named in its constructor). What a backend can do
+is declared on its class (`shardable`, `fallbacks`, `order_key`, `load`), never probed.
 
-    identity: str               what the response cache keys on: backend + model (+ the
-                                weights' revision or content hash, dtype, and whatever else
-                                changes answers — hf: batch size outside fp32) — never a secret
-    batch_size: int             how many requests `answer` takes at once
-    prompt(request) -> str      the exact prompt the model sees (hf/vllm: the chat template's
-                                rendering); recorded in each answer and part of the cache key.
-                                May raise: that item is recorded as failed (no traceback)
-    answer(requests) -> results one Result per Request, in order. A failed item is a Result
-                                with `error` set; an exception means the run cannot go on
-                                (UserError: bad options, unreachable server, rejected key)
-    record() -> dict            what the run record (eval.json) says about the backend
-optional:
-    load()                      load the weights; called only when something is left to
-                                generate (a rerun answered from the cache loads nothing)
-    shardable = False           refuse torchrun ranks (a backend that parallelises itself)
-    takes_prompts = True        answer(requests, prompts) gets the prompts the stage rendered
-    fallbacks: Counter          reason -> items a failed batch made it redo one at a time
-                                (the stage counts them in the summary and eval.json)
-    order_key(request, prompt)  a sort key (image size, prompt length): the stage batches
-                                similar requests together within a scenario
-
-Adding a backend = one small module here registering a class, plus one import line below.
+Adding a backend = one small module here registering a class, and its name in PLUGINS.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from emidbench.common.registry import Registry
 
-BACKENDS: Registry = Registry("model backend")
+if TYPE_CHECKING:
+    from emidbench.eval.options import EvalOptions
+
+PLUGINS = ("hf", "openai", "vllm")
+BACKENDS: Registry = Registry("model backend", plugins=[f"emidbench.eval.backends.{m}" for m in PLUGINS])
 
 
 @dataclass(frozen=True)
@@ -51,8 +37,48 @@ class Result:
     error: str | None = None
 
 
-def _register() -> None:
-    from emidbench.eval.backends import hf, openai, vllm  # noqa: F401
+class Backend(Protocol):
+    """What the eval stage asks of a backend. Subclass it: the defaults below are the
+    capabilities a backend has unless its class says otherwise."""
 
+    # what the response cache keys on: backend + model (+ the weights' revision or content
+    # hash, dtype, and whatever else changes answers — hf: batch size outside fp32); never a secret
+    identity: str
+    batch_size: int  # how many requests `answer` takes at once
+    shardable: ClassVar[bool] = True  # False: refuse torchrun ranks (a backend that parallelises itself)
 
-_register()
+    def __init__(self, model: str, options: "EvalOptions") -> None: ...
+
+    def prompt(self, request: Request) -> str:
+        """The exact prompt the model sees (hf/vllm: the chat template's rendering), recorded
+        in each answer and part of the cache key. May raise: that item is recorded failed."""
+        ...
+
+    def answer(self, requests: list[Request], prompts: list[str]) -> list[Result]:
+        """One Result per Request, in order, given the prompts the stage rendered with
+        `prompt`. A failed item is a Result with `error` set; an exception means the run
+        cannot go on (UserError: bad options, unreachable server, rejected key)."""
+        ...
+
+    def record(self) -> dict:
+        """What the run record (eval.json) says about the backend (no secrets)."""
+        ...
+
+    def load(self) -> None:
+        """Load the weights; called only when something is left to generate (a rerun
+        answered from the cache loads nothing). Default: nothing to load."""
+
+    def order_key(self, request: Request, prompt: str):
+        """A sort key (image size, prompt length): the stage batches similar requests
+        together within a scenario. Default: all alike (question order)."""
+        return 0
+
+    @property
+    def fallbacks(self) -> Counter:
+        """Reason -> items a failed batch made it redo one at a time (the stage counts them
+        in the summary and eval.json). Empty for a backend that never redoes items."""
+        return self.__dict__.setdefault("_fallbacks", Counter())
+
+    @fallbacks.setter
+    def fallbacks(self, value: Counter) -> None:
+        self.__dict__["_fallbacks"] = value

@@ -41,7 +41,7 @@ from emidbench.common.hf import (
     resolve_model,
     weights_fingerprint,
 )
-from emidbench.eval.backends import BACKENDS, Request, Result
+from emidbench.eval.backends import BACKENDS, Backend, Request, Result
 from emidbench.eval.options import EvalOptions
 
 # Families whose hub checkpoints ship no chat template: the documented plain prompt. The
@@ -88,8 +88,7 @@ class PromptRenderer:
 
 
 @BACKENDS.register("hf", "transformers: AutoProcessor + AutoModelForImageTextToText, batched greedy")
-class HFBackend:
-    takes_prompts = True  # answer(requests, prompts): the stage's renderings, not rendered twice
+class HFBackend(Backend):
 
     def __init__(self, model: str, options: EvalOptions):
         import transformers

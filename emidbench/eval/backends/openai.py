@@ -20,7 +20,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from emidbench.common.chat import ChatClient, ChatOptions, ServerUnreachable, data_url
-from emidbench.eval.backends import BACKENDS, Request, Result
+from emidbench.eval.backends import BACKENDS, Backend, Request, Result
 from emidbench.eval.options import EvalOptions
 
 
@@ -34,7 +34,7 @@ def chat_messages(req: Request, image_url: str) -> list[dict]:
 
 @BACKENDS.register("openai", "any OpenAI-compatible chat-completions server (GPT-4o, Azure, vLLM, SGLang, Ollama, "
                              "transformers serve)")
-class OpenAIBackend:
+class OpenAIBackend(Backend):
     def __init__(self, model: str, options: EvalOptions):
         base_url, api_key_env, concurrency = options.base_url, options.api_key_env, options.concurrency
         max_new_tokens, temperature = options.max_new_tokens, options.temperature
@@ -72,7 +72,7 @@ class OpenAIBackend:
         self.answered += 1
         return Result(text, self.prompt(req))
 
-    def answer(self, requests: list[Request]) -> list[Result]:
+    def answer(self, requests: list[Request], prompts: list[str] | None = None) -> list[Result]:
         kept = self.answered  # answers of earlier batches: the stage has written them
         try:
             with ThreadPoolExecutor(min(self.concurrency, len(requests)) or 1) as pool:

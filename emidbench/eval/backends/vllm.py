@@ -38,10 +38,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from emidbench.common.errors import UserError
-from emidbench.common.errors import first_line
+from emidbench.common.errors import UserError, first_line
 from emidbench.common.hf import load_pretrained, resolve_model, weights_fingerprint
-from emidbench.eval.backends import BACKENDS, Request, Result
+from emidbench.eval.backends import BACKENDS, Backend, Request, Result
 from emidbench.eval.options import EvalOptions
 
 VLLM_DTYPES = {"auto": "auto", "float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
@@ -112,9 +111,8 @@ def check_tensor_parallel(tp: int, heads: dict[str, int], gpus: int | None) -> N
 
 
 @BACKENDS.register("vllm", "vLLM offline engine, tensor parallel over GPUs (pip install 'emidbench[vllm]')")
-class VLLMBackend:
+class VLLMBackend(Backend):
     shardable = False  # vLLM parallelises itself; torchrun ranks would each start an engine
-    takes_prompts = True
 
     def __init__(self, model: str, options: EvalOptions, api: VLLMApi | None = None):
         from transformers import AutoConfig, AutoProcessor

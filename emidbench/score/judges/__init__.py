@@ -12,15 +12,31 @@ JUDGES maps the part of `--judge` before the colon to a factory called as
 factory(arg, **options): `openai:<model>`, `hf:<id or path>`, `offline`.
 """
 
+from typing import ClassVar, Iterator, Protocol
+
 from emidbench.common.registry import Registry
 
-JUDGES: Registry = Registry("judge")
+JUDGES: Registry = Registry("judge", plugins=[f"emidbench.score.judges.{m}" for m in ("hf", "offline", "openai")])
+
+
+class Judge(Protocol):
+    """What the score stage asks of a judge (subclass it)."""
+
+    identity: str  # part of the judge cache key
+    # True (greedy, offline): an unparsable reply is not asked again, it would only repeat itself
+    deterministic: ClassVar[bool] = False
+
+    def judge(self, prompts: list) -> Iterator[tuple[int, "str | Exception"]]:
+        """(index, reply) as replies arrive: the raw text, or an Exception for an item
+        that failed (a UserError, e.g. an endpoint that is down, is raised instead)."""
+        ...
+
+    def describe(self) -> dict:
+        """What score.json records about it. Default: nothing."""
+        return {}
 
 
 def make_judge(spec: str, **options):
     """`openai:gpt-4o` -> JUDGES["openai"]("gpt-4o", **options)."""
     kind, _, arg = str(spec).partition(":")
     return JUDGES.get(kind)(arg, **options)
-
-
-from emidbench.score.judges import hf, offline, openai  # noqa: E402,F401

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Iterator
 
 from emidbench.common.errors import UserError
-from emidbench.score.judges import JUDGES
+from emidbench.score.judges import JUDGES, Judge
 from emidbench.score.judges.protocol import JudgePrompt
 
 
 @JUDGES.register("hf", "hf:<id or path>: a local chat LLM through transformers (batched greedy)")
-class HFJudge:
+class HFJudge(Judge):
     deterministic = True  # greedy: asking again gives the same reply, so no retries
 
     def __init__(self, model: str, batch_size: int = 8, max_new_tokens: int = 256, device: str = "auto",

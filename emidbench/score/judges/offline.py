@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from typing import Iterator
 
-from emidbench.score.judges import JUDGES
+from emidbench.score.judges import JUDGES, Judge
 from emidbench.score.judges.protocol import JudgePrompt
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -30,7 +30,7 @@ def token_f1(answer: str, reference: str) -> float:
 
 
 @JUDGES.register("offline", "offline: no model; token-F1 to the reference on the 1-10 scale (a PROXY)")
-class OfflineJudge:
+class OfflineJudge(Judge):
     deterministic = True
 
     def __init__(self, arg: str = "", **_):

@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Iterator
 
 from emidbench.common.errors import UserError
-from emidbench.score.judges import JUDGES
+from emidbench.score.judges import JUDGES, Judge
 from emidbench.score.judges.protocol import JudgePrompt
 
 TEMPERATURE = 0.2
@@ -26,7 +26,7 @@ MAX_TOKENS = 1024
 
 
 @JUDGES.register("openai", "openai:<model>: LLaVA-Bench's judge protocol over an OpenAI-compatible API")
-class OpenAIJudge:
+class OpenAIJudge(Judge):
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 4, temperature: float = TEMPERATURE, max_tokens: int = MAX_TOKENS,
                  api=None, **_):

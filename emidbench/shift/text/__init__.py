@@ -37,7 +37,8 @@ class PerturbedText:
     note: str | None = None
 
 
-PERTURBATIONS: Registry = Registry("text perturbation")
+PERTURBATIONS: Registry = Registry("text perturbation", plugins=[
+    f"emidbench.shift.text.{m}" for m in ("eda", "nlpaug_char", "nlpaug_word")])
 
 
 def check_perturbation(name: str, severity: int) -> TextPerturbation:
@@ -72,7 +73,3 @@ def prepare_texts(work: Iterable[tuple[str, int, list[str]]]) -> None:
         p = check_perturbation(name, severity)
         if p.prepare is not None:
             p.prepare([t for t in texts if not p.latin_only or is_latin(t)], severity)
-
-
-# Plugins register themselves on import.
-from emidbench.shift.text import eda, nlpaug_char, nlpaug_word  # noqa: E402,F401

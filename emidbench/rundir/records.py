@@ -1,0 +1,104 @@
+"""The stages' record files, typed and versioned: what a stage ran with and what it did.
+
+    RUN/responses/<model>/eval.json   EvalRecord   written by eval (and import-responses)
+    RUN/scores/<model>/score.json     written by score (a JSON object with "version")
+    RUN/pipeline.json                 PipelineRecord  written by `emidbench run`
+
+Readers accept a record without "version" (files written before records were versioned)
+as version 1; a newer version than this code knows is refused with one line."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from emidbench.common.errors import UserError
+from emidbench.common.io import atomic_write_json, read_json
+
+RECORD_VERSION = 1
+
+
+def _check_version(d: dict, where: Path) -> None:
+    version = d.get("version", 1)
+    if not isinstance(version, int) or version > RECORD_VERSION:
+        raise UserError(f"{where}: record version {version!r} is newer than this emidbench reads "
+                        f"({RECORD_VERSION}); upgrade emidbench")
+
+
+@dataclass
+class EvalRecord:
+    """How one model's answers were made: by `emidbench eval` (backend, identity,
+    generation settings, options, what the last run did) or imported (source, files)."""
+
+    model: str
+    name: str
+    backend: str  # hf | openai | vllm | imported
+    model_ref: str | None = None  # the resolved model (a local folder's absolute path, or the hub id)
+    identity: str | None = None  # the response cache's model identity
+    generation: dict | None = None  # max_new_tokens, temperature, system_prompt
+    options: dict | None = None  # the backend's own record (device, dtype, ...; no secrets)
+    eval_options: dict | None = None  # every EvalOptions field
+    last_run: dict | None = None  # fallbacks (items redone alone, by reason), failed
+    source: str | None = None  # imported: the answers folder
+    files: dict | None = None  # imported: scenario -> answer file
+    version: int = RECORD_VERSION
+
+    @property
+    def imported(self) -> bool:
+        return self.backend == "imported"
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, d: Any, where: Path) -> "EvalRecord":
+        if not isinstance(d, dict):
+            raise UserError(f"{where}: not an eval record (a JSON object)")
+        _check_version(d, where)
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in d.items() if k in known})
+        except TypeError as e:
+            raise UserError(f"{where}: malformed eval record ({e})") from None
+
+    @classmethod
+    def read(cls, path: Path) -> "EvalRecord | None":
+        """The record at `path`, or None when there is none."""
+        return cls.from_json(read_json(path), Path(path)) if Path(path).is_file() else None
+
+    def write(self, path: Path) -> None:
+        atomic_write_json(path, self.to_json())
+
+
+@dataclass
+class PipelineRecord:
+    """RUN/pipeline.json: which stage of `emidbench run` finished with which fingerprint
+    of its inputs and options (a rerun skips those whose fingerprint is unchanged)."""
+
+    path: Path
+    stages: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> "PipelineRecord":
+        path = Path(path)
+        if not path.exists():
+            return cls(path)
+        d = read_json(path)
+        if not isinstance(d, dict):
+            raise UserError(f"{path}: not a pipeline record (a JSON object); delete it to rerun every stage")
+        _check_version(d, path)
+        if "stages" in d:  # versioned
+            stages = d["stages"]
+        else:  # written before records were versioned: the stages at the top level
+            stages = {k: v for k, v in d.items() if k != "version"}
+        if not isinstance(stages, dict) or not all(isinstance(v, str) for v in stages.values()):
+            raise UserError(f"{path}: not a pipeline record (stage -> fingerprint); delete it to rerun every stage")
+        return cls(path, dict(stages))
+
+    def is_done(self, key: str, fingerprint: str) -> bool:
+        return self.stages.get(key) == fingerprint
+
+    def mark(self, key: str, fingerprint: str) -> None:
+        self.stages[key] = fingerprint
+        atomic_write_json(self.path, {"version": RECORD_VERSION, "stages": self.stages})
