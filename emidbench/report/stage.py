@@ -63,7 +63,7 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
     metrics, id_names, infos = {}, {}, {}
     for m in models:
         metrics[m] = read_metrics(rd, m)  # a model without scores: one line naming the scored ones
-        info_path = rd.scores_dir(m) / "score.json"
+        info_path = rd.score_record_path(m)
         info = read_json(info_path) if info_path.is_file() else {}
         infos[m] = info if isinstance(info, dict) else {}
         id_names[m] = (info.get("id_scenario") if isinstance(info, dict) else None) or manifest.id_scenario

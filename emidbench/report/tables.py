@@ -20,12 +20,11 @@ COUNTS = ("n", "n_missing", "n_failed", "judge_failed")
 
 
 def scored_models(rd: RunDir) -> list[str]:
-    d = rd.root / "scores"
-    return sorted(p.name for p in d.iterdir() if (p / "metrics.csv").is_file()) if d.is_dir() else []
+    return rd.scored_models()
 
 
 def read_metrics(rd: RunDir, model: str) -> list[dict]:
-    path = rd.scores_dir(model) / "metrics.csv"
+    path = rd.metrics_path(model)
     if Path(model).name != model or not path.is_file():
         scored = ", ".join(scored_models(rd)) or "none"
         raise UserError(f"no scores for model {model!r} in {rd.root / 'scores'} (scored: {scored}); "
