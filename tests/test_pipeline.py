@@ -33,7 +33,7 @@ def write_config(folder: Path, out: Path, suite: Path | None = None, **changes) 
         suite.write_text(yaml.safe_dump(SUITE), encoding="utf-8")
     cfg = {"out": str(out), "benchmark": "mini", "suite": str(suite), "seed": 0, "limit": 4,
            "models": [{"model": MODEL, "backend": "hf", "batch_size": 8, "max_new_tokens": 8}],
-           "score": {"embedder": "offline", "estimator": "fit", "judge": "offline"}}
+           "score": {"embedder": "offline", "estimator": "shared", "judge": "offline"}}
     cfg.update(changes)
     path = folder / f"run-{out.name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")

@@ -27,6 +27,7 @@ Scale-out (torchrun / accelerate launch): see sharding.py.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import hashlib
 import time
@@ -35,6 +36,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from emidbench.common.errors import UserError
+from emidbench.common.hf import check_dtype
 from emidbench.common.io import JsonlAppender, atomic_write_json, read_json
 from emidbench.eval.backends import BACKENDS, Request, Result
 from emidbench.eval.cache import ResponseCache, request_key
@@ -103,11 +105,11 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
     cache_dir: the response cache (default RUN/cache/responses; point several runs at one
     folder to share answers across runs). Returns an EvalSummary; failed items do not
     raise (summary.failed, summary.exit_code). Bad input raises UserError."""
-    check_options(batch_size, max_new_tokens, temperature, concurrency)
+    check_options(batch_size, max_new_tokens, temperature, concurrency, dtype)
     rd = RunDir(run)
     manifest = rd.read_manifest()
     backend_cls = BACKENDS.get(backend)
-    chosen = _select(manifest, scenarios)
+    chosen = _select(manifest, scenarios, str(rd.manifest_path))
     slug = model_slug(model, name)
     out_dir = rd.responses_dir(slug)
     ref = _model_ref(model)
@@ -116,6 +118,7 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
     settings = {"max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
                 "system_prompt": system_prompt or None}
     summary = EvalSummary(slug)
+    fresh = not out_dir.exists()  # refused before any answer: leave no folder that looks like a started eval
 
     dist = Dist.from_env()
     try:
@@ -167,6 +170,10 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
                 merge_answers(rd.responses_path(slug, sc), questions[sc], shard_paths(out_dir, sc))
         summary = _combine(dist.all_gather(summary), slug, dist.world)  # also waits for the merge
         dist.close()
+    except UserError:
+        if fresh and dist.is_main:
+            _remove_if_unanswered(out_dir)
+        raise
     finally:
         dist.close(sync=False)  # after an error (a no-op when closed above)
     if console is not None and dist.is_main:
@@ -176,7 +183,18 @@ def run_eval(run: Path, model: str, backend: str = "hf", name: str | None = None
 
 # --------------------------------------------------------------------------- steps
 
-def check_options(batch_size, max_new_tokens, temperature, concurrency) -> None:
+def _remove_if_unanswered(out_dir: Path) -> None:
+    """The folder this eval created, when it holds no answer: its eval.json (and empty
+    answer files) would say an eval of this model ran."""
+    if not out_dir.is_dir() or any(p.stat().st_size for p in out_dir.rglob("*.jsonl")):
+        return
+    for p in sorted(out_dir.rglob("*"), reverse=True):
+        p.rmdir() if p.is_dir() else p.unlink()
+    out_dir.rmdir()
+
+
+def check_options(batch_size, max_new_tokens, temperature, concurrency, dtype="auto") -> None:
+    check_dtype(dtype)
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1 (got {batch_size})")
     if max_new_tokens < 1:
@@ -187,14 +205,17 @@ def check_options(batch_size, max_new_tokens, temperature, concurrency) -> None:
         raise UserError(f"--concurrency must be at least 1 (got {concurrency})")
 
 
-def _select(manifest, pattern: str | None) -> list[str]:
+def _select(manifest, pattern: str | None, where: str = "RUN/shifts/manifest.json") -> list[str]:
     names = [s.name for s in manifest.scenarios]
     if pattern is None:
         return names
     globs = [g.strip() for g in pattern.split(",") if g.strip()]
     chosen = [n for n in names if any(fnmatch.fnmatchcase(n, g) for g in globs)]
-    if not chosen:
-        raise UserError(f"no scenario matches {pattern!r} (have: {', '.join(names)})")
+    if not chosen:  # a few names, not all 62: the likeliest ones, else the first
+        near = list(dict.fromkeys(n for g in globs for n in difflib.get_close_matches(g, names, n=5, cutoff=0.5)))
+        shown = near[:5] or names[:5]
+        raise UserError(f"no scenario matches {pattern!r} ({'closest' if near else 'e.g.'}: {', '.join(shown)}; "
+                        f"{len(names)} scenarios in all, listed in {where}; a glob such as '*frost*' picks several)")
     return chosen
 
 

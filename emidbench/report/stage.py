@@ -1,6 +1,7 @@
 """`emidbench report`: RUN/shifts + RUN/scores -> RUN/report/.
 
-    RUN/report/<model>/per_shift.csv     one row per scenario (PER_SHIFT_COLUMNS)
+    RUN/report/<model>/per_shift.csv     one row per scenario (PER_SHIFT_COLUMNS, + emid_true_ub
+                                         when the scores have it)
     RUN/report/<model>/correlations.csv  that model's correlations (CORR_COLUMNS)
     RUN/report/<model>/*.png             severity, natural, emid_grid, emid_vs_bound
     RUN/report/summary.csv               one row per model
@@ -20,8 +21,8 @@ from emidbench.common.io import csv_text, read_json, write_if_changed
 from emidbench.report import plots
 from emidbench.report.correlations import CORR_COLUMNS, correlations
 from emidbench.report.tables import (
-    PER_SHIFT_COLUMNS,
     check_id_row,
+    per_shift_columns,
     per_shift_rows,
     read_metrics,
     scored_models,
@@ -71,7 +72,7 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
 
     for m in models:
         rows, d = per_model[m], rd.report_dir(m)
-        write_csv(d / "per_shift.csv", rows, PER_SHIFT_COLUMNS)
+        write_csv(d / "per_shift.csv", rows, per_shift_columns(rows))
         corr = correlations(m, rows, id_name)
         write_csv(d / "correlations.csv", corr, CORR_COLUMNS)
         corr_all += corr
