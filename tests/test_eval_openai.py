@@ -131,6 +131,8 @@ def test_wrong_or_missing_key_is_a_clear_error_without_the_key(small_run, server
     with pytest.raises(UserError, match=r"HTTP 401 \(check the key in \$MY_KEY: it was rejected\)") as err:
         run_eval(small_run, "served-model", backend="openai", base_url=server["url"], api_key_env="MY_KEY")
     assert "sk-wrong-key-000" not in str(err.value)  # the server echoed it; scrubbed
+    # Refused before any answer: no RUN/responses/<model>/ (its eval.json would say an eval ran).
+    assert not (small_run / "responses" / "served-model").exists()
     monkeypatch.delenv("MY_KEY")
     with pytest.raises(UserError, match=r"\$MY_KEY: it is not set"):
         run_eval(small_run, "served-model", backend="openai", base_url=server["url"], api_key_env="MY_KEY")

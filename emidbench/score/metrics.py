@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emidbench.common.errors import UserError
-from emidbench.score.bootstrap import bootstrap_ci
+from emidbench.score.bootstrap import resample_indices
 from emidbench.score.club import CLUB
 from emidbench.score.rjsd import CovSet, emid_true_bound, emid_upper_bound
 
@@ -94,8 +94,14 @@ def score_scenarios(id_name: str, sets: dict[str, EmbeddingSet], club: CLUB | li
 
 
 def _boot_emis(clubs: list[CLUB], s: EmbeddingSet, n_boot: int, seed: int, name: str) -> np.ndarray:
-    """n_boot x K: each resample (the same ones whatever K) under each estimator."""
-    return bootstrap_ci(lambda idx: emis_of(clubs, s.take(idx)), len(s), n_boot, seed, name, values=True)
+    """n_boot x K: each resample (the same ones whatever K) under each estimator. The
+    resamples are bootstrap_ci's (same generator, same draws); their EMIs come from
+    CLUB.resampled_estimates, all at once."""
+    n = len(s)
+    weights = np.stack([np.bincount(idx, minlength=n) / n for idx in resample_indices(n, n_boot, seed, name)])
+    x = s.x
+    return np.stack([c.resampled_estimates(x, s.y_hat, weights) - c.resampled_estimates(x, s.y, weights)
+                     for c in clubs], axis=1)
 
 
 def _percentiles(values: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
