@@ -177,3 +177,20 @@ def test_the_bootstrap_in_one_pass_equals_one_estimate_per_resample():
     assert fast.shape == (40, 2)
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-9)
     assert np.ptp(fast[:, 0]) > 0  # the resamples differ
+
+
+def test_the_report_warns_when_models_were_scored_with_different_estimators(tmp_path):
+    from emidbench.report import run_report
+
+    run = make_run(tmp_path / "run", n_images=2)
+    add_model(run, "m", "m2", garble=3)
+    run_score(run, "m")
+    run_score(run, "m2")
+    console, log = quiet()
+    run_report(run, console=console)
+    assert "different CLUB estimators" not in log.getvalue()
+    run_score(run, "m2", estimator="fit-per-model")
+    console, log = quiet()
+    run_report(run, console=console)
+    said = " ".join(log.getvalue().split())
+    assert "warning: the models were scored with different CLUB estimators" in said and "m2: fitted on m2 alone" in said

@@ -63,6 +63,13 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
                         + ", ".join(f"{m}: {i}" for m, i in sorted(id_names.items()))
                         + "); rescore them with one --id-scenario")
     id_name = id_names[models[0]]
+    estimators = {m: _estimator_of(rd, m) for m in models}
+    if console and len(models) > 1 and (len(set(estimators.values())) > 1 or
+                                        any(e.startswith("fit") for e in estimators.values())):
+        console.print("warning: the models were scored with different CLUB estimators ("
+                      + ", ".join(f"{m}: {e}" for m, e in sorted(estimators.items()))
+                      + "); their EMI and EMID differ by estimator noise too — rescore them with the run's shared "
+                      "estimator (the default) to compare them", highlight=False, soft_wrap=True)
 
     per_model, corr_all, summary, out = {}, [], [], {}
     for m in models:  # every model checked before anything is written
@@ -97,6 +104,16 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
     if console:
         console.print(f"report written to {top}", highlight=False)
     return out
+
+
+def _estimator_of(rd: RunDir, model: str) -> str:
+    """Which estimator a model's scores used, as score.json records it."""
+    path = rd.scores_dir(model) / "score.json"
+    info = read_json(path) if path.is_file() else {}
+    est = (info.get("estimator") if isinstance(info, dict) else None) or {}
+    kind = est.get("kind", "unknown")
+    return f"{kind} {est.get('sha256') or est.get('path') or ''}".strip() if kind not in ("fit-per-model", "fit") else \
+        f"fitted on {model} alone"
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
