@@ -308,6 +308,7 @@ def run_pipeline(cfg: dict, console=None, out=None) -> int:
             rec = fit_shared_estimator(run.root, sorted(set(slugs)), seed=cfg["seed"], console=console,
                                        **{k: score_opts[k] for k in ESTIMATOR_KEYS if k in score_opts})
             progress.mark("estimator", f"{estimator_fp}:{rec['sha256']}")
+        estimator_fp = progress.done["estimator"]  # with the digest: another estimator, another score
 
     for slug in slugs:
         eval_fp, evaluated = eval_fps[slug]
