@@ -147,7 +147,8 @@ def score(
     if from_embeddings is not None:
         if out_dir is None or estimator in ("shared", "refit", "fit-per-model", "fit"):
             raise UserError("--from-embeddings needs --estimator PATH and --out OUT")
-        ignored = [n for n, v in (("RUN", run), ("--model", model), ("--judge", judge)) if v]
+        ignored = [n for n, v in (("RUN", run), ("--model", model), ("--judge", judge),
+                                  ("--estimator-ensemble", estimator_ensemble != 1)) if v]
         if ignored:
             raise UserError(f"--from-embeddings scores DIR's embeddings alone: {', '.join(ignored)} would be "
                             "ignored; leave them out")

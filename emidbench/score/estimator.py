@@ -158,6 +158,9 @@ def fit_shared(scores_root: Path, per_model: dict, embedder_identity: str, seed:
     clubs, fits = fit_ensemble(xs, ys, seed, ensemble, say, "shared estimator")
     d = shared_dir(scores_root)
     paths = save_ensemble(clubs, d, ensemble)
+    for extra in d.glob("club-*.pt"):  # members of an earlier, larger ensemble
+        if extra not in paths:
+            extra.unlink()
     rec = {"kind": "shared", "embedder": embedder_identity, "seed": seed, "ensemble": ensemble,
            "models": sorted(per_model), "per_model": digests, "n_reference_pairs": n_ref,
            "n_pairs": int(len(xs)), "pairs_sha256": pairs_digest(xs, ys), "fits": fits,
