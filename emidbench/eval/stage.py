@@ -211,6 +211,8 @@ def _select(manifest, pattern: str | None, where: str = "RUN/shifts/manifest.jso
         return names
     globs = [g.strip() for g in pattern.split(",") if g.strip()]
     chosen = [n for n in names if any(fnmatch.fnmatchcase(n, g) for g in globs)]
+    if not chosen and len(names) <= 8:
+        raise UserError(f"no scenario matches {pattern!r} (have: {', '.join(names)})")
     if not chosen:  # a few names, not all 62: the likeliest ones, else the first
         near = list(dict.fromkeys(n for g in globs for n in difflib.get_close_matches(g, names, n=5, cutoff=0.5)))
         shown = near[:5] or names[:5]
