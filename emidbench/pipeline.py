@@ -164,7 +164,6 @@ def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
 
     if "backend" in opts:
         _check_name(BACKENDS, opts["backend"], where, key("backend"))
-    _check_model_name(str(m["model"]), str(opts.get("backend", "hf")), where, f"models[{i}].model")
     for k, v in opts.items():  # one at a time (the others at their defaults): the error names its key
         try:
             EvalOptions.from_mapping({k: v}).check()
@@ -177,6 +176,7 @@ def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
     except UserError as e:
         raise UserError(f"{where}: models[{i}]: {e}") from None
     _check_api(opts, "base_url", "api", where, key)
+    _check_model_name(str(m["model"]), str(opts.get("backend", "hf")), where, f"models[{i}].model")
 
 
 def _check_score(opts: dict, where: str) -> None:

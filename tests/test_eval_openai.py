@@ -231,7 +231,7 @@ def test_azure_requests_go_to_the_deployment_with_the_api_version(fake_openai, m
 def test_api_options_in_a_run_config_are_checked_before_any_stage(tmp_path):
     from emidbench.pipeline import load_run_config
 
-    def config(text: str, models: str = "models: [m]\n"):
+    def config(text: str, models: str = "models: [tiny-llava]\n"):  # a model the up-front check finds
         path = tmp_path / "c.yaml"
         path.write_text("out: runs/x\nbenchmark: mini\n" + models + text)
         return load_run_config(path)
