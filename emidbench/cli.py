@@ -181,7 +181,8 @@ def score(
     embedder: str = typer.Option("offline", help="paper (CLIP ViT-B/32 + XLM-R embeddings, as published) or offline (no download; a proxy)."),
     vision_encoder: Optional[str] = typer.Option(None, help="paper embedder: CLIP checkpoint (default openai/clip-vit-base-patch32)."),
     text_encoder: Optional[str] = typer.Option(None, help="paper embedder: XLM-R checkpoint (default xlm-roberta-base)."),
-    estimator: str = typer.Option("fit", help="`fit` a CLUB estimator on this run, or a CLUB checkpoint path (e.g. the published CLUB_global.pt)."),
+    estimator: str = typer.Option("shared", help="shared: the run's one estimator, fitted on every model's answers the first time and reused (RUN/scores/_estimator/); refit: fit that one again; fit-per-model: one for this model alone; or a CLUB checkpoint path (the published CLUB_global.pt)."),
+    estimator_ensemble: int = typer.Option(1, "--estimator-ensemble", help="Fit K estimators with different seeds: EMI is their mean, and --bootstrap intervals pool every resample over the K, so they cover the estimator's refit noise too."),
     judge: Optional[str] = typer.Option(None, help="LLM judge: openai:<model>, hf:<id or path> or offline. Default: none."),
     debias: bool = typer.Option(False, help="Judge each pair in both orders and average (position bias)."),
     id_scenario: Optional[str] = typer.Option(None, help="The in-distribution scenario EMID is measured against (default: the manifest's)."),
@@ -205,9 +206,10 @@ def score(
     from emidbench.score import run_score, score_from_embeddings
 
     if from_embeddings is not None:
-        if out_dir is None or estimator == "fit":
+        if out_dir is None or estimator in ("shared", "refit", "fit-per-model", "fit"):
             raise UserError("--from-embeddings needs --estimator PATH and --out OUT")
-        ignored = [n for n, v in (("RUN", run), ("--model", model), ("--judge", judge)) if v]
+        ignored = [n for n, v in (("RUN", run), ("--model", model), ("--judge", judge),
+                                  ("--estimator-ensemble", estimator_ensemble != 1)) if v]
         if ignored:
             raise UserError(f"--from-embeddings scores DIR's embeddings alone: {', '.join(ignored)} would be "
                             "ignored; leave them out")
@@ -215,6 +217,9 @@ def score(
                                      entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed)
         out.print(f"wrote {path}")
         return
+    if out_dir is not None:  # not silently ignored: a user would look for the scores there
+        raise UserError(f"--out is for --from-embeddings (where per_shift.csv goes); a run's scores go to "
+                        f"{run or 'RUN'}/scores/<model>/ — leave --out out")
     if run is None or model is None:
         raise UserError("score needs RUN and --model (or --from-embeddings DIR --estimator PATH --out OUT)")
     path = run_score(run, model, embedder=embedder, vision_encoder=vision_encoder, text_encoder=text_encoder,
@@ -222,7 +227,7 @@ def score(
                      entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed,
                      judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
                      judge_rules=str(judge_rules) if judge_rules else None, concurrency=concurrency,
-                     console=console,
+                     estimator_ensemble=estimator_ensemble, console=console,
                      judge_api=_api_options(judge_api_type, judge_api_version, judge_organization, judge_header,
                                             judge_timeout, judge_retries, "--judge-"))
     out.print(f"wrote {path}")
@@ -291,13 +296,13 @@ def import_responses(
 
 @app.command("list")
 def list_():
-    """Show the suites, benchmarks, corruptions, text perturbations, backends, embedders and judges you can name."""
+    """Show the suites, benchmarks, corruptions, text perturbations, backends, embedders, judges and bundled models you can name."""
     from emidbench.catalog import catalog
 
-    for kind, items in catalog().items():
-        out.print(f"[bold]{kind}[/bold]")
+    for kind, items in catalog().items():  # one line per name, never wrapped (piped output is greppable)
+        out.print(f"[bold]{kind}[/bold]", soft_wrap=True)
         for name, desc in items:
-            out.print(f"  {name:<24} {desc}", highlight=False, markup=False)
+            out.print(f"  {name:<24} {desc}", highlight=False, markup=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ EVAL_KEYS = EvalOptions.names()  # every eval option, in a config's `eval:` and 
 REPORT_KEYS: set[str] = set()  # the report stage has no options yet
 SCORE_KEYS = {"embedder", "vision_encoder", "text_encoder", "estimator", "judge", "debias", "id_scenario",
               "entropy_scaler", "bootstrap", "judge_base_url", "judge_api_key_env", "judge_rules", "concurrency",
-              "judge_api"}
+              "judge_api", "estimator_ensemble"}
 
 
 def config_dir() -> Path:
@@ -81,6 +81,9 @@ def load_run_config(path: Path | None, overrides: dict | None = None) -> dict:
         _check_keys(m, EVAL_KEYS | {"model"}, where, f"models[{i}].")
         models.append(m)
     cfg["models"] = models
+    if path is None and not (cfg.get("out") and cfg.get("benchmark") and models):
+        raise UserError("no config: pass --config FILE (ready ones in configs/, e.g. --config offline-default.yaml), "
+                        "or all of --out, --benchmark and --model")
     for key in ("out", "benchmark"):
         if not cfg.get(key):
             raise UserError(f"{where}: no '{key}' (set it in the config or pass --{key})")
@@ -110,9 +113,44 @@ def check_values(cfg: dict, where: str) -> None:
     if cfg["shift"].get("dry_run"):  # the plan alone leaves eval nothing to answer
         raise UserError(f"{where}: shift.dry_run: `emidbench run` runs every stage; to print the scenario "
                         "table only, use `emidbench shift --dry-run`")
+    _check_suite(cfg["suite"], where)
     for i, m in enumerate(cfg["models"]):
         _check_model(cfg["eval"], m, where, i)
     _check_score(cfg["score"], where)
+
+
+def _check_suite(suite, where: str) -> None:
+    """The suite the shift stage will load (a built-in name or a YAML file), loaded now."""
+    from emidbench.shift.suites import load_suite
+
+    try:
+        load_suite(str(suite))
+    except UserError as e:
+        raise UserError(f"{where}: suite: {e}") from None
+
+
+def _check_model_name(model: str, backend: str, where: str, key: str) -> None:
+    """A model the hf/vllm backend would load: bundled, a folder, or a hub id it can get.
+    A misspelt name must not surface only after the shift stage. Served models (openai)
+    are known to their server alone."""
+    from emidbench.common import hub
+    from emidbench.common.errors import closest
+    from emidbench.common.hf import bundled_names, check_local
+
+    if backend not in ("hf", "vllm") or model in bundled_names():
+        return
+    try:
+        check_local(model)  # a path that does not exist, or a file
+    except UserError as e:
+        raise UserError(f"{where}: {key}: {e}") from None
+    if Path(model).expanduser().exists():
+        return
+    near = closest(model, bundled_names())
+    offline = hub.offline_variable("model")
+    if (near or offline) and not hub.in_cache(model):
+        why = (f"not a bundled model (did you mean '{near}'?), a folder, or a hub id in the local cache" if near
+               else f"not a folder, and {offline} is set and it is not in the local Hugging Face cache")
+        raise UserError(f"{where}: {key}: model {model!r}: {why}")
 
 
 def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
@@ -126,6 +164,7 @@ def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
 
     if "backend" in opts:
         _check_name(BACKENDS, opts["backend"], where, key("backend"))
+    _check_model_name(str(m["model"]), str(opts.get("backend", "hf")), where, f"models[{i}].model")
     for k, v in opts.items():  # one at a time (the others at their defaults): the error names its key
         try:
             EvalOptions.from_mapping({k: v}).check()
@@ -142,7 +181,7 @@ def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
 
 def _check_score(opts: dict, where: str) -> None:
     from emidbench.embedders import EMBEDDERS
-    from emidbench.score.judges import JUDGES
+    from emidbench.score.judges import check_judge_spec
     from emidbench.score.stage import check_options, run_score
 
     _check_each(check_options, run_score, opts, where, lambda k: f"score.{k}")
@@ -150,7 +189,10 @@ def _check_score(opts: dict, where: str) -> None:
     if "embedder" in opts:
         _check_name(EMBEDDERS, opts["embedder"], where, "score.embedder")
     if opts.get("judge"):  # `openai:gpt-4o`: the registry knows the part before the colon (make_judge)
-        _check_name(JUDGES, str(opts["judge"]).partition(":")[0], where, "score.judge")
+        try:
+            check_judge_spec(opts["judge"])
+        except UserError as e:
+            raise UserError(f"{where}: score.judge: {e}") from None
 
 
 def _check_api(opts: dict, url_key: str, api_key: str, where: str, key: Callable[[str], str]) -> None:
@@ -214,7 +256,7 @@ def run_pipeline(cfg: dict, console=None, out=None) -> int:
     from emidbench.benchmarks import load_benchmark
     from emidbench.eval import run_eval
     from emidbench.report import run_report
-    from emidbench.score import run_score
+    from emidbench.score import fit_shared_estimator, run_score
     from emidbench.shift import run_shift
 
     run = RunDir(cfg["out"])
@@ -243,7 +285,7 @@ def run_pipeline(cfg: dict, console=None, out=None) -> int:
                       **cfg["shift"])
         progress.mark("shift", shift_fp)
 
-    slugs = []
+    slugs, eval_fps = [], {}
     exit_code = 0
     for m in cfg["models"]:
         opts = {**cfg["eval"], **m}
@@ -263,13 +305,45 @@ def run_pipeline(cfg: dict, console=None, out=None) -> int:
             exit_code = max(exit_code, summary.exit_code)
             if not summary.exit_code:  # not marked: the next run asks the failed items again
                 progress.mark(f"eval:{slug}", eval_fp)
-        score_fp = fingerprint([eval_fp, cfg["score"], cfg["seed"],
+        eval_fps[slug] = (eval_fp, evaluated)
+
+    # One estimator for every model, fitted once all of them have answered (score/estimator.py):
+    # EMID of two models then differs by their answers, not by two fits' noise.
+    score_opts = dict(cfg["score"])
+    estimator_fp = None
+    if str(score_opts.get("estimator", "shared")) in ("shared", "refit"):
+        score_opts["estimator"] = "shared"  # fitted here when its inputs change; each score reuses it
+        estimator_fp = fingerprint([{k: score_opts.get(k) for k in ESTIMATOR_KEYS}, cfg["seed"], sorted(slugs),
+                                     [_files_digest(run.responses_dir(s).glob("*.jsonl")) for s in sorted(slugs)]])
+        if progress.is_done("estimator", f"{estimator_fp}:{_shared_estimator_digest(run)}"):
+            say("estimator: complete, skipped")
+        else:
+            rec = fit_shared_estimator(run.root, sorted(set(slugs)), seed=cfg["seed"], console=console,
+                                       **{k: score_opts[k] for k in ESTIMATOR_KEYS if k in score_opts})
+            progress.mark("estimator", f"{estimator_fp}:{rec['sha256']}")
+        estimator_fp = progress.stages["estimator"]  # with the digest: another estimator, another score
+
+    for slug in slugs:
+        eval_fp, evaluated = eval_fps[slug]
+        score_fp = fingerprint([eval_fp, cfg["score"], cfg["seed"], estimator_fp,
                                  _files_digest(run.responses_dir(slug).glob("*.jsonl"))])
         if (progress.is_done(f"score:{slug}", score_fp) and not evaluated
                 and run.metrics_path(slug).is_file()):
             say(f"score {slug}: complete, skipped")
         else:
-            run_score(run.root, slug, seed=cfg["seed"], console=console, **cfg["score"])
+            run_score(run.root, slug, seed=cfg["seed"], console=console, **score_opts)
             progress.mark(f"score:{slug}", score_fp)
     run_report(run.root, models=slugs, console=out or console, **cfg["report"])
     return exit_code
+
+
+ESTIMATOR_KEYS = ("embedder", "vision_encoder", "text_encoder", "estimator_ensemble")  # what the shared fit depends on
+
+
+def _shared_estimator_digest(run: RunDir) -> str | None:
+    """The digest of the shared estimator on disk (None if there is none): refitted by a
+    `score --estimator refit` since, it is not the one this pipeline fitted."""
+    from emidbench.score.estimator import read_record
+
+    rec = read_record(run.root / "scores")
+    return rec.get("sha256") if rec else None

@@ -106,6 +106,8 @@ def test_wrong_key_is_one_line_without_the_key(small_run, fake_openai, monkeypat
     with pytest.raises(UserError, match=r"HTTP 401 \(check the key in \$MY_KEY: it was rejected\)") as err:
         run_eval(small_run, "served-model", backend="openai", base_url=server.url, api_key_env="MY_KEY", api=FAST)
     assert "sk-wrong-key-000" not in str(err.value)  # the server echoed it; scrubbed
+    # Refused before any answer: no RUN/responses/<model>/ (its eval.json would say an eval ran).
+    assert not (small_run / "responses" / "served-model").exists()
     monkeypatch.delenv("MY_KEY")
     with pytest.raises(UserError, match=r"\$MY_KEY: it is not set"):
         run_eval(small_run, "served-model", backend="openai", base_url=server.url, api_key_env="MY_KEY", api=FAST)

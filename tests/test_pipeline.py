@@ -33,7 +33,7 @@ def write_config(folder: Path, out: Path, suite: Path | None = None, **changes) 
         suite.write_text(yaml.safe_dump(SUITE), encoding="utf-8")
     cfg = {"out": str(out), "benchmark": "mini", "suite": str(suite), "seed": 0, "limit": 4,
            "models": [{"model": MODEL, "backend": "hf", "batch_size": 8, "max_new_tokens": 8}],
-           "score": {"embedder": "offline", "estimator": "fit", "judge": "offline"}}
+           "score": {"embedder": "offline", "estimator": "shared", "judge": "offline"}}
     cfg.update(changes)
     path = folder / f"run-{out.name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
@@ -218,3 +218,30 @@ def test_a_lost_image_makes_the_shift_stage_run_again_and_restores_it(first_run,
     assert res.returncode == 0, res.stderr[-3000:]
     assert stage_lines(res.stderr)["shift"] != "shift: complete, skipped"
     assert lost.read_bytes() == data
+
+
+def test_two_models_share_one_estimator_fitted_after_both_answered(tmp_path):
+    """Issue 19: the estimator is fitted once every model of the config has answered, on
+    all of them, and both scores use it; a rerun neither refits nor rescores."""
+    short = "tiny-llava-short"
+    config = write_config(tmp_path, tmp_path / "run", models=[
+        {"model": MODEL, "backend": "hf", "batch_size": 8, "max_new_tokens": 8},
+        {"model": MODEL, "name": short, "backend": "hf", "batch_size": 8, "max_new_tokens": 3}])
+    res = run_cli("run", "--config", config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = res.stderr.splitlines()
+    first = {key: next(i for i, line in enumerate(lines) if line.startswith(key))
+             for key in (f"eval {MODEL}", f"eval {short}", "estimator: fitting", f"score {MODEL}", f"score {short}")}
+    assert first[f"eval {MODEL}"] < first[f"eval {short}"] < first["estimator: fitting"] < first[f"score {MODEL}"]
+    run = tmp_path / "run"
+    est = json.loads((run / "scores" / "_estimator" / "estimator.json").read_text())
+    assert est["models"] == sorted([MODEL, short])
+    records = [json.loads((run / "scores" / m / "score.json").read_text())["estimator"] for m in (MODEL, short)]
+    assert all(r["kind"] == "shared" and r["sha256"] == est["sha256"] and r["this_model"] == "in the fit"
+               for r in records)
+    assert "fitting" not in " ".join(line for line in lines if line.startswith("score"))
+    before = snapshot(run)
+    res = run_cli("run", "--config", config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "estimator: complete, skipped" in res.stderr
+    assert snapshot(run) == before

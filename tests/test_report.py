@@ -120,7 +120,7 @@ def scored(tmp_path_factory):
     once and that estimator reused for every other scoring here (as the paper uses one
     estimator for all models): fitting is most of the scoring time."""
     rd = build_run(tmp_path_factory.mktemp("report") / "run", MODELS)
-    run_score(rd.root, "steady", embedder="offline", estimator="fit", judge="offline", bootstrap=20, seed=0)
+    run_score(rd.root, "steady", embedder="offline", estimator="fit-per-model", judge="offline", bootstrap=20, seed=0)
     run_score(rd.root, "fragile", embedder="offline", estimator=str(estimator(rd)), judge="offline", bootstrap=20,
               seed=0)
     run_report(rd.root)

@@ -111,7 +111,7 @@ def quiet():
 def test_score_end_to_end_with_fitted_estimator(tmp_path):
     run = make_run(tmp_path / "run", drop={"bench_blur": [1, 7]}, fail={"bench_typo": [4]})
     console, log = quiet()
-    path = run_score(run, "m", console=console)
+    path = run_score(run, "m", estimator="fit-per-model", console=console)
     assert path == run / "scores" / "m" / "metrics.csv"
     header = path.read_text().splitlines()[0].split(",")
     assert header == METRIC_COLUMNS
@@ -131,7 +131,7 @@ def test_score_end_to_end_with_fitted_estimator(tmp_path):
     assert float(by["bench_blur"]["jsd_v"]) > float(by["bench_typo"]["jsd_v"])  # typo: same images (2 fewer)
     assert float(by["bench_typo"]["jsd_t"]) > float(by["bench_blur"]["jsd_t"])
     record = json.loads((run / "scores" / "m" / "score.json").read_text())
-    assert record["estimator"]["kind"] == "fit" and np.isfinite(record["estimator"]["val_loglik"])
+    assert record["estimator"]["kind"] == "fit-per-model" and np.isfinite(record["estimator"]["val_loglik"])
     assert record["estimator"]["n_pairs"] == 2 * (12 + 10 + 11)
     assert record["embedder"]["name"] == "offline" and record["embedder"]["identity"].startswith("offline")
     assert record["counts"]["missing"] == 2 and record["counts"]["failed"] == 1
@@ -161,7 +161,7 @@ def test_score_end_to_end_with_fitted_estimator(tmp_path):
     # A rerun: nothing embedded again, byte-identical outputs.
     before = {p: (run / "scores" / "m" / p).read_bytes() for p in ("metrics.csv", "score.json", "club.pt")}
     console2, log2 = quiet()
-    run_score(run, "m", console=console2)
+    run_score(run, "m", estimator="fit-per-model", console=console2)
     assert "0 new embeddings" in log2.getvalue()
     for p, data in before.items():
         assert (run / "scores" / "m" / p).read_bytes() == data, p
@@ -169,7 +169,7 @@ def test_score_end_to_end_with_fitted_estimator(tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(run / "shifts", copy / "shifts")
     shutil.copytree(run / "responses", copy / "responses")
-    run_score(copy, "m")
+    run_score(copy, "m", estimator="fit-per-model")
     for p, data in before.items():
         assert (copy / "scores" / "m" / p).read_bytes() == data, p
 

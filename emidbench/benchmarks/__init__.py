@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emidbench.benchmarks.base import Benchmark, Sample
-from emidbench.common.errors import UserError
+from emidbench.common.errors import UserError, did_you_mean
 from emidbench.common.images import decode_image, image_format
 from emidbench.common.registry import Registry
 
@@ -88,7 +88,8 @@ def _load_one(spec: str, *, name=None, split=None, subset=None, columns=None, kn
     if spec.count("/") == 1 and not spec.startswith((".", "/")):
         return load_hf_dataset(spec, split=split, subset=subset, columns=columns, name=name, known_as=known_as)
     known = ", ".join(BENCHMARKS)
-    raise UserError(f"unknown benchmark {spec!r}: not a registered name ({known}), a folder, a file or a hub id")
+    raise UserError(f"unknown benchmark {spec!r}{did_you_mean(spec, BENCHMARKS)}: not a registered name ({known}), "
+                    "a folder, a file or a hub id")
 
 
 __all__ = ["BENCHMARKS", "Benchmark", "Sample", "decode_image", "image_format", "load_benchmark"]

@@ -163,10 +163,20 @@ def pick_device(device: str) -> str:
     return device
 
 
+DTYPES = ("auto", "float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
+
+
+def check_dtype(dtype: str) -> None:
+    """A --dtype name pick_dtype knows, checked before anything is loaded."""
+    if dtype not in DTYPES:
+        raise UserError(f"unknown --dtype {dtype!r} (auto, float32, float16, bfloat16)")
+
+
 def pick_dtype(dtype: str, device: str):
     """`auto`: bf16 on a GPU that supports it, else fp16 on GPU; fp32 on CPU."""
     import torch
 
+    check_dtype(dtype)
     if dtype == "auto":
         if str(device).startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

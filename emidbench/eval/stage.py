@@ -30,6 +30,7 @@ Scale-out (torchrun / accelerate launch): see sharding.py.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import hashlib
 import time
@@ -123,7 +124,7 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
     rd = RunDir(run)
     manifest = rd.read_manifest()
     backend_cls = BACKENDS.get(backend)
-    chosen = _select(manifest, scenarios)
+    chosen = _select(manifest, scenarios, str(rd.manifest_path))
     slug = model_slug(model, name)
     out_dir = rd.responses_dir(slug)
     ref = _model_ref(model)
@@ -133,6 +134,7 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
                 "system_prompt": options.system_prompt or None}
     summary = EvalSummary(slug)
     cache_dir = options.cache_dir
+    fresh = not out_dir.exists()  # refused before any answer: leave no folder that looks like a started eval
 
     dist = Dist.from_env()
     try:
@@ -188,6 +190,10 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
                                "failed": summary.failed}
             record.write(rd.eval_record_path(slug))
         dist.close()
+    except UserError:
+        if fresh and dist.is_main:
+            _remove_if_unanswered(out_dir)
+        raise
     finally:
         dist.close(sync=False)  # after an error (a no-op when closed above)
     if console is not None and dist.is_main:
@@ -197,20 +203,35 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
 
 # --------------------------------------------------------------------------- steps
 
+def _remove_if_unanswered(out_dir: Path) -> None:
+    """The folder this eval created, when it holds no answer: its eval.json (and empty
+    answer files) would say an eval of this model ran."""
+    if not out_dir.is_dir() or any(p.stat().st_size for p in out_dir.rglob("*.jsonl")):
+        return
+    for p in sorted(out_dir.rglob("*"), reverse=True):
+        p.rmdir() if p.is_dir() else p.unlink()
+    out_dir.rmdir()
+
+
 def check_options(batch_size=8, max_new_tokens=128, temperature=0.0, concurrency=4) -> None:
     """The numeric options' ranges (EvalOptions.check does every option)."""
     EvalOptions(batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature,
                 concurrency=concurrency).check()
 
 
-def _select(manifest, pattern: str | None) -> list[str]:
+def _select(manifest, pattern: str | None, where: str = "RUN/shifts/manifest.json") -> list[str]:
     names = [s.name for s in manifest.scenarios]
     if pattern is None:
         return names
     globs = [g.strip() for g in pattern.split(",") if g.strip()]
     chosen = [n for n in names if any(fnmatch.fnmatchcase(n, g) for g in globs)]
-    if not chosen:
+    if not chosen and len(names) <= 8:
         raise UserError(f"no scenario matches {pattern!r} (have: {', '.join(names)})")
+    if not chosen:  # a few names, not all 62: the likeliest ones, else the first
+        near = list(dict.fromkeys(n for g in globs for n in difflib.get_close_matches(g, names, n=5, cutoff=0.5)))
+        shown = near[:5] or names[:5]
+        raise UserError(f"no scenario matches {pattern!r} ({'closest' if near else 'e.g.'}: {', '.join(shown)}; "
+                        f"{len(names)} scenarios in all, listed in {where}; a glob such as '*frost*' picks several)")
     return chosen
 
 

@@ -1,6 +1,7 @@
 """`emidbench report`: RUN/shifts + RUN/scores -> RUN/report/.
 
-    RUN/report/<model>/per_shift.csv     one row per scenario (PER_SHIFT_COLUMNS)
+    RUN/report/<model>/per_shift.csv     one row per scenario (PER_SHIFT_COLUMNS, + emid_true_ub
+                                         when the scores have it)
     RUN/report/<model>/correlations.csv  that model's correlations (CORR_COLUMNS)
     RUN/report/<model>/*.png             severity, natural, emid_grid, emid_vs_bound
     RUN/report/summary.csv               one row per model
@@ -21,8 +22,8 @@ from emidbench.common.io import read_json, write_csv, write_if_changed
 from emidbench.report import plots
 from emidbench.report.correlations import CORR_COLUMNS, correlations
 from emidbench.report.tables import (
-    PER_SHIFT_COLUMNS,
     check_id_row,
+    per_shift_columns,
     per_shift_rows,
     read_metrics,
     scored_models,
@@ -75,6 +76,13 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
                         + ", ".join(f"{m}: {i}" for m, i in sorted(id_names.items()))
                         + "); rescore them with one --id-scenario")
     id_name = id_names[models[0]]
+    estimators = {m: _estimator_of(rd, m) for m in models}
+    if console and len(models) > 1 and (len(set(estimators.values())) > 1 or
+                                        any(e.startswith("fit") for e in estimators.values())):
+        console.print("warning: the models were scored with different CLUB estimators ("
+                      + ", ".join(f"{m}: {e}" for m, e in sorted(estimators.items()))
+                      + "); their EMI and EMID differ by estimator noise too — rescore them with the run's shared "
+                      "estimator (the default) to compare them", highlight=False, soft_wrap=True)
 
     per_model, corr_all, corr_by, summary, out = {}, [], {}, [], {}
     for m in models:  # every model checked before anything is written
@@ -85,7 +93,7 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
     figures: dict[str, list] = {}
     for m in models:
         rows, d = per_model[m], rd.report_dir(m)
-        write_csv(d / "per_shift.csv", rows, PER_SHIFT_COLUMNS)
+        write_csv(d / "per_shift.csv", rows, per_shift_columns(rows))
         corr = correlations(m, rows, id_name)
         write_csv(d / "correlations.csv", corr, CORR_COLUMNS)
         corr_by[m] = corr
@@ -121,6 +129,16 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
     if console:
         console.print(f"report written to {top} (the page: {top / PAGE})", highlight=False)
     return out
+
+
+def _estimator_of(rd: RunDir, model: str) -> str:
+    """Which estimator a model's scores used, as score.json records it."""
+    path = rd.score_record_path(model)
+    info = read_json(path) if path.is_file() else {}
+    est = (info.get("estimator") if isinstance(info, dict) else None) or {}
+    kind = est.get("kind", "unknown")
+    return f"{kind} {est.get('sha256') or est.get('path') or ''}".strip() if kind not in ("fit-per-model", "fit") else \
+        f"fitted on {model} alone"
 
 
 def _draw(path: Path, fig) -> bytes | None:

@@ -14,8 +14,20 @@ PER_SHIFT_COLUMNS = ["scenario", "family", "modality", "visual_shift", "visual_s
                      "text_severity", "n", "emi", "emi_lo", "emi_hi", "emid", "emid_lo", "emid_hi", "emid_ub",
                      "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood", "rp_score", "rp_lo", "rp_hi", "win_rate", "win_lo",
                      "win_hi", "judge_failed"]
+# Written only when the score stage computed it (--entropy-scaler), after emid_ub.
+OPTIONAL_COLUMNS = {"emid_true_ub": "emid_ub"}
 # Tuples, not sets: a fixed order, so the first bad cell reported is always the same one.
-NUMERIC = tuple(c for c in PER_SHIFT_COLUMNS[PER_SHIFT_COLUMNS.index("emi"):] if c != "judge_failed")
+NUMERIC = tuple(c for c in PER_SHIFT_COLUMNS[PER_SHIFT_COLUMNS.index("emi"):] if c != "judge_failed") \
+    + tuple(OPTIONAL_COLUMNS)
+
+
+def per_shift_columns(rows: list[dict]) -> list[str]:
+    """PER_SHIFT_COLUMNS, plus each optional column some row has a value in."""
+    cols = list(PER_SHIFT_COLUMNS)
+    for col, after in OPTIONAL_COLUMNS.items():
+        if any(r.get(col) is not None for r in rows):
+            cols.insert(cols.index(after) + 1, col)
+    return cols
 COUNTS = ("n", "n_missing", "n_failed", "judge_failed")
 
 

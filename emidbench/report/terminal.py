@@ -51,9 +51,13 @@ def short_names(names: list[str], id_name: str) -> dict[str, str]:
     return out
 
 
-def _table(title: str, caption: str | None = None) -> Table:
-    return Table(title=title, title_justify="left", caption=caption, caption_justify="left", box=box.SIMPLE_HEAD,
-                 show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))  # 2 spaces between columns
+def _table(title: str, notes: list[str] | None = None) -> Table:
+    """Notes go beneath, one per line, and the table is at least as wide as the longest,
+    so a note is never broken mid-phrase (rich wraps a caption at the table's width)."""
+    notes = [n for n in notes or [] if n]
+    return Table(title=title, title_justify="left", caption="\n".join(notes) or None, caption_justify="left",
+                 box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),  # 2 spaces between columns
+                 min_width=max(map(len, notes), default=None))
 
 
 def shift_table(model: str, rows: list[dict], id_name: str, limit: int = LIMIT) -> Table:
@@ -70,8 +74,7 @@ def shift_table(model: str, rows: list[dict], id_name: str, limit: int = LIMIT) 
               "bold red: the largest EMID (worst shift)") if ood else None,
              "no judge was run (RP, win empty)" if not has_judge else None,
              f"{unscored} without scores (no answers) at the end" if unscored else None]
-    t = _table(f"{model} vs ID set {id_name}: worst EMID first",
-               "; ".join(n for n in notes if n) or None)
+    t = _table(f"{model} vs ID set {id_name}: worst EMID first", notes)
     # The only column that may shrink (numbers never do): cut with an ellipsis, not wrapped.
     t.add_column("shift", overflow="ellipsis", min_width=12)
     columns = ["EMI", "EMID"] + (["95% CI"] if has_ci else []) + ["UB"] + (["RP", "win"] if has_judge else [])
@@ -97,7 +100,7 @@ def shift_table(model: str, rows: list[dict], id_name: str, limit: int = LIMIT) 
 def correlation_table(model: str, corr: list[dict]) -> Table:
     """One model's correlations: a section per family, p-values beside r and rho."""
     t = _table(f"{model}: correlations across scenarios (Pearson r, Spearman rho)",
-               "UB: EMID upper bound; sqrt-JSD sum: sqrt(JSD_v) + sqrt(JSD_t); slope: least-squares EMID on UB")
+               ["UB: EMID upper bound; sqrt-JSD sum: sqrt(JSD_v) + sqrt(JSD_t)", "slope: least-squares EMID on UB"])
     for col, just in (("family", "left"), ("metric vs", "left"), ("n", "right"), ("r", "right"), ("p", "right"),
                       ("rho", "right"), ("p", "right"), ("slope", "right")):
         t.add_column(col, justify=just, no_wrap=col != "metric vs", overflow="ellipsis")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emidbench.common.errors import UserError
-from emidbench.score.bootstrap import bootstrap_ci
+from emidbench.score.bootstrap import resample_indices
 from emidbench.score.club import CLUB
 from emidbench.score.rjsd import CovSet, emid_true_bound, emid_upper_bound
 
@@ -47,19 +47,35 @@ def emi_of(club: CLUB, s: EmbeddingSet) -> float:
     return club.estimate(x, s.y_hat) - club.estimate(x, s.y)
 
 
-def score_scenarios(id_name: str, sets: dict[str, EmbeddingSet], club: CLUB, entropy_scaler: float | None = None,
-                    bootstrap: int = 0, seed: int = 0) -> list[dict]:
-    """One row per scenario (in the order of `sets`), the ID row with emid 0."""
+def emis_of(clubs: list[CLUB], s: EmbeddingSet) -> np.ndarray:
+    """EMI under each estimator of an ensemble."""
+    return np.array([emi_of(c, s) for c in clubs], dtype=np.float64)
+
+
+def score_scenarios(id_name: str, sets: dict[str, EmbeddingSet], club: CLUB | list[CLUB],
+                    entropy_scaler: float | None = None, bootstrap: int = 0, seed: int = 0,
+                    spread: dict | None = None) -> list[dict]:
+    """One row per scenario (in the order of `sets`), the ID row with emid 0.
+
+    With a list of estimators (an ensemble), EMI is their mean and each bootstrap resample
+    is evaluated under every one of them, the interval taken over all of those values: it
+    covers the estimators' spread as well as the items'. `spread`, if given, receives per
+    scenario the standard deviation of EMID across the estimators."""
     if id_name not in sets:
         raise UserError(f"ID scenario {id_name!r} has no embeddings (have: {', '.join(sets)})")
+    clubs = list(club) if isinstance(club, (list, tuple)) else [club]
     ref = sets[id_name]
-    emi_id = emi_of(club, ref)
+    emis_id = emis_of(clubs, ref)
+    emi_id = float(emis_id.mean())
     cov_id = {k: CovSet(getattr(ref, k)) for k in ("x_v", "x_t")}
     jsd_y_id = CovSet(ref.y_hat).jsd(CovSet(ref.y))
-    boot_id = _boot_emis(club, ref, bootstrap, seed, id_name) if bootstrap else None
+    boot_id = _boot_emis(clubs, ref, bootstrap, seed, id_name) if bootstrap else None
     rows = []
     for name, s in sets.items():
-        e = emi_id if name == id_name else emi_of(club, s)
+        emis = emis_id if name == id_name else emis_of(clubs, s)
+        e = float(emis.mean())
+        if spread is not None:
+            spread[name] = float(np.std(emis_id - emis))
         jsd_v = cov_id["x_v"].jsd(CovSet(s.x_v)) if name != id_name else 0.0
         jsd_t = cov_id["x_t"].jsd(CovSet(s.x_t)) if name != id_name else 0.0
         jsd_y_ood = jsd_y_id if name == id_name else CovSet(s.y_hat).jsd(CovSet(s.y))
@@ -69,7 +85,7 @@ def score_scenarios(id_name: str, sets: dict[str, EmbeddingSet], club: CLUB, ent
         if entropy_scaler is not None:
             row["emid_true_ub"] = emid_true_bound(jsd_v, jsd_t, jsd_y_id, jsd_y_ood, entropy_scaler)
         if bootstrap:
-            b = boot_id if name == id_name else _boot_emis(club, s, bootstrap, seed, name)
+            b = boot_id if name == id_name else _boot_emis(clubs, s, bootstrap, seed, name)
             row["emi_lo"], row["emi_hi"] = _percentiles(b)
             # EMID: the ID and the shifted set resampled independently (they are different items).
             row["emid_lo"], row["emid_hi"] = (0.0, 0.0) if name == id_name else _percentiles(boot_id - b)
@@ -77,10 +93,17 @@ def score_scenarios(id_name: str, sets: dict[str, EmbeddingSet], club: CLUB, ent
     return rows
 
 
-def _boot_emis(club: CLUB, s: EmbeddingSet, n_boot: int, seed: int, name: str) -> np.ndarray:
-    return bootstrap_ci(lambda idx: emi_of(club, s.take(idx)), len(s), n_boot, seed, name, values=True)
+def _boot_emis(clubs: list[CLUB], s: EmbeddingSet, n_boot: int, seed: int, name: str) -> np.ndarray:
+    """n_boot x K: each resample (the same ones whatever K) under each estimator. The
+    resamples are bootstrap_ci's (same generator, same draws); their EMIs come from
+    CLUB.resampled_estimates, all at once."""
+    n = len(s)
+    weights = np.stack([np.bincount(idx, minlength=n) / n for idx in resample_indices(n, n_boot, seed, name)])
+    x = s.x
+    return np.stack([c.resampled_estimates(x, s.y_hat, weights) - c.resampled_estimates(x, s.y, weights)
+                     for c in clubs], axis=1)
 
 
 def _percentiles(values: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
-    lo, hi = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    lo, hi = np.percentile(np.ravel(values), [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return float(lo), float(hi)

@@ -6,9 +6,15 @@
     judge/<scenario>.jsonl  one record per item: question_id, category, scores
                             [reference, model], raw judge text(s), judge, prompt version,
                             failed (only with --judge)
-    club.pt                 the CLUB estimator fitted on this run (--estimator fit)
-    score.json              what was run: embedder and its identity, estimator (with the
-                            fit's validation log-likelihood), judge, settings, counts
+    club.pt                 only with --estimator fit-per-model: this model's own estimator
+                            (club-1.pt ... with --estimator-ensemble K)
+    score.json              what was run: embedder and its identity, estimator (which one,
+                            its digest, what it was fitted on, the fit's validation
+                            log-likelihood), judge, settings, counts
+
+    RUN/scores/_estimator/  the run's shared estimator (the default): club.pt (club-1.pt
+                            ...) and estimator.json, fitted once on every model's pairs and
+                            reused by each model's score (score/estimator.py)
 
 Alignment. A scenario's items are its questions that have an answer, matched by
 question_id (never by line number). A question with no answer line is `n_missing`; an
@@ -40,6 +46,7 @@ from emidbench.common.errors import UserError
 from emidbench.common.io import atomic_write_json, atomic_write_jsonl
 from emidbench.rundir import RunDir
 from emidbench.rundir.answers import read_answers
+from emidbench.score.estimator import SHARED_DIR, mode_of
 
 METRIC_COLUMNS = ["scenario", "n", "n_missing", "n_failed", "emi", "emi_lo", "emi_hi", "emid", "emid_lo", "emid_hi",
                   "emid_ub", "emid_true_ub", "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood", "rp_score", "rp_lo", "rp_hi",
@@ -49,29 +56,31 @@ ORDERS = ("reference-first", "model-first")
 
 
 def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: str | None = None,
-              text_encoder: str | None = None, estimator: str = "fit", judge: str | None = None,
+              text_encoder: str | None = None, estimator: str = "shared", judge: str | None = None,
               debias: bool = False, id_scenario: str | None = None, entropy_scaler: float | None = None,
               bootstrap: int = 0, seed: int = 0, judge_base_url: str | None = None,
               judge_api_key_env: str = "OPENAI_API_KEY", judge_rules: str | None = None, concurrency: int = 4,
-              console=None, judge_api: dict | None = None) -> Path:
-    """Score one model's answers in RUN; returns the path of metrics.csv. judge_api: the
-    openai judge's ChatOptions (api_type, api_version, organization, headers, timeout,
-    retries; common/chat.py)."""
+              estimator_ensemble: int = 1, console=None, judge_api: dict | None = None) -> Path:
+    """Score one model's answers in RUN; returns the path of metrics.csv. `estimator`:
+    shared (default), refit, fit-per-model or a checkpoint path (score/estimator.py).
+    judge_api: the openai judge's ChatOptions (api_type, api_version, organization,
+    headers, timeout, retries; common/chat.py)."""
     from emidbench.embedders import make_embedder
     from emidbench.embedders.cache import EmbeddingCache
 
     say = (lambda m: console.print(m, highlight=False, soft_wrap=True)) if console else (lambda m: None)
-    check_options(bootstrap, concurrency, entropy_scaler)
+    check_options(bootstrap, concurrency, entropy_scaler, estimator, estimator_ensemble)
 
     rd = RunDir(run)
     manifest = rd.read_manifest()
     id_name = id_scenario or manifest.id_scenario
     manifest.get(id_name)  # exists, or one clear line listing the names
-    if not model or not rd.responses_dir(model).is_dir() or Path(model).name != model:
+    if not model or not rd.responses_dir(model).is_dir() or Path(model).name != model or model == SHARED_DIR:
         have = ", ".join(rd.models()) or "none"
         raise UserError(f"no answers for model {model!r} in {rd.root / 'responses'} (have: {have}); "
                         "run `emidbench eval` first")
-    club = _load_estimator(estimator) if estimator != "fit" else None  # a bad path fails before any work
+    mode = mode_of(estimator)
+    club = _load_estimator(estimator) if mode == "path" else None  # a bad path fails before any work
 
     items, counts, generation = _aligned_items(rd, manifest, model)
     if not items[id_name]:
@@ -87,7 +96,8 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
         say(f"warning: {model}'s answers were generated with different settings ({kinds}); EMID compares "
             "them as if not — rerun `emidbench eval` on every scenario with one setting")
 
-    the_judge, rules = None, None
+    the_judge, rules, notes = None, None, []  # notes: options that change nothing, printed and recorded
+    judge_only = " and ".join(n for n, v in (("--debias", debias), ("--judge-rules", judge_rules)) if v)
     if judge:  # built before the embedding work, so a bad spec or model fails at once
         from emidbench.score.judges import make_judge
         from emidbench.score.judges.protocol import Rules
@@ -95,8 +105,13 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
         rules = Rules(judge_rules)
         the_judge = make_judge(judge, base_url=judge_base_url, api_key_env=judge_api_key_env,
                                concurrency=concurrency, api=judge_api)
-    elif debias or judge_rules:
-        say("score: --debias / --judge-rules have no effect without --judge")
+        if judge_only and str(judge).partition(":")[0] == "offline":
+            notes.append(f"{judge_only} change nothing with the offline judge: it scores word overlap with the "
+                         "reference, reads no prompt wording and has no position bias")
+    elif judge_only:
+        notes.append(f"{judge_only} have no effect without --judge")
+    for note in notes:
+        say(f"score: note: {note}")
 
     emb = make_embedder(embedder, vision_encoder=vision_encoder, text_encoder=text_encoder)
     if embedder != "paper" and (vision_encoder or text_encoder):
@@ -112,13 +127,22 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
         f"(embedder {embedder}, {emb.dim}-d)")
 
     out_dir = rd.scores_dir(model)
-    if club is None:
-        club, est_info = _fit_estimator(sets, seed)
-        say(f"score {model}: fitted CLUB on {est_info['n_pairs']} pairs, validation log-likelihood "
-            f"{est_info['val_loglik']:.4g}")
+    per_model_fits = None
+    if mode == "path":
+        clubs, est_info = [club], {"kind": "path", "path": str(estimator)}
+    elif mode == "fit-per-model":
+        clubs, est_info = _fit_estimator(sets, seed, estimator_ensemble, say, f"score {model}")
+        per_model_fits = clubs
     else:
-        est_info = {"kind": "path", "path": str(estimator)}
-    rows = {r["scenario"]: r for r in _score(id_name, sets, club, entropy_scaler, bootstrap, seed)}
+        clubs, est_info = _shared_estimator(rd, manifest, model, items, sets, cache, emb.identity, mode, seed,
+                                            estimator_ensemble, say)
+    spread = {} if len(clubs) > 1 else None
+    rows = {r["scenario"]: r for r in _score(id_name, sets, clubs, entropy_scaler, bootstrap, seed, spread)}
+    if spread is not None:  # how far the K estimators disagree: the noise a single fit would carry
+        sds = [v for sc, v in spread.items() if sc != id_name]
+        est_info["emid_sd_across_estimators"] = {
+            "median": float(np.median(sds)) if sds else 0.0, "max": float(np.max(sds)) if sds else 0.0,
+            "per_scenario": spread}
 
     judge_records, judge_info = {}, None
     if the_judge is not None:
@@ -150,11 +174,12 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
 
     # Every output at the end, each atomically.
     from emidbench.common.io import write_csv
+    from emidbench.score.estimator import save_ensemble
 
-    if est_info["kind"] == "fit":
-        from emidbench.score.club import save_club
-
-        save_club(club, out_dir / "club.pt")
+    for stale in sorted(out_dir.glob("club*.pt")):  # a per-model fit of an earlier score: not this one's
+        stale.unlink()
+    if per_model_fits is not None:
+        save_ensemble(per_model_fits, out_dir, estimator_ensemble)
     for sc, recs in judge_records.items():
         atomic_write_jsonl(out_dir / "judge" / f"{sc}.jsonl", recs)
     path = out_dir / "metrics.csv"
@@ -165,7 +190,9 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
         "embedder": {"name": embedder, "identity": emb.identity, **_describe(emb)},
         "estimator": est_info,
         "judge": judge_info,
-        "settings": {"bootstrap": bootstrap, "seed": seed, "entropy_scaler": entropy_scaler},
+        "notes": notes,
+        "settings": {"bootstrap": bootstrap, "seed": seed, "entropy_scaler": entropy_scaler,
+                     "estimator_ensemble": estimator_ensemble},
         "generation": [{"settings": s, "scenarios": scs} for s, scs in generation.items()],
         "counts": {"scenarios": len(manifest.scenarios), "scored_scenarios": len(sets),
                    "items": sum(len(v) for v in items.values()), "missing": missing, "failed": failed},
@@ -173,8 +200,37 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
     return path
 
 
-def check_options(bootstrap, concurrency, entropy_scaler) -> None:
-    """The numeric options' ranges (also checked by `emidbench run` before any stage)."""
+def fit_shared_estimator(run: Path, models: list[str], embedder: str = "offline", vision_encoder: str | None = None,
+                         text_encoder: str | None = None, seed: int = 0, estimator_ensemble: int = 1,
+                         console=None) -> dict:
+    """Fit the run's shared estimator on these models' answers (what `emidbench run` does
+    once every model is evaluated); returns its record (RUN/scores/_estimator/estimator.json)."""
+    from emidbench.embedders import make_embedder
+    from emidbench.embedders.cache import EmbeddingCache
+    from emidbench.score import estimator as est
+
+    say = (lambda m: console.print(m, highlight=False, soft_wrap=True)) if console else (lambda m: None)
+    rd = RunDir(run)
+    manifest = rd.read_manifest()
+    emb = make_embedder(embedder, vision_encoder=vision_encoder, text_encoder=text_encoder)
+    cache = EmbeddingCache(rd.cache / "embeddings", emb,
+                           progress=lambda what, done, total: say(f"  embedded {done}/{total} {what}"))
+    per_model = {}
+    for m in models:
+        its = _aligned_items(rd, manifest, m)[0]
+        per_model[m] = (its, _embed(rd, manifest, its, cache, say))
+    say(f"estimator: fitting the run's shared estimator on the answers of {', '.join(sorted(per_model))}")
+    rec = est.fit_shared(rd.root / "scores", per_model, emb.identity, seed, estimator_ensemble, say)
+    return rec
+
+
+def check_options(bootstrap, concurrency, entropy_scaler, estimator="shared", estimator_ensemble=1) -> None:
+    """The options' values and ranges (also checked by `emidbench run` before any stage)."""
+    if type(estimator_ensemble) is not int or estimator_ensemble < 1:
+        raise UserError(f"--estimator-ensemble must be a positive number of estimators (got {estimator_ensemble})")
+    if estimator_ensemble > 1 and mode_of(str(estimator)) == "path":
+        raise UserError(f"--estimator-ensemble fits estimators with other seeds; the checkpoint {estimator} is one "
+                        "fixed estimator (use --estimator shared, refit or fit-per-model)")
     if bootstrap < 0:
         raise UserError(f"--bootstrap must be 0 (none) or a number of resamples (got {bootstrap})")
     if concurrency < 1:
@@ -266,29 +322,77 @@ def _load_estimator(estimator: str):
 
     path = Path(estimator).expanduser()
     if not path.is_file():
-        raise UserError(f"--estimator {estimator}: no such file (give `fit` or the path of a CLUB checkpoint)")
+        raise UserError(f"--estimator {estimator}: no such file (give shared, refit, fit-per-model or the path of a CLUB checkpoint)")
     return load_club(path)
 
 
-def _fit_estimator(sets: dict, seed: int):
-    """CLUB fitted on the pairs (x, reference) and (x, model answer) of all scenarios."""
-    from emidbench.score.club import fit_club
+def _fit_estimator(sets: dict, seed: int, ensemble: int, say, what: str):
+    """--estimator fit-per-model: CLUB fitted on this model's pairs (x, reference) and
+    (x, model answer) of all scenarios."""
+    from emidbench.score.estimator import fit_ensemble
 
     x = np.concatenate([s.x for s in sets.values()])
     pairs_x = np.concatenate([x, x])
     pairs_y = np.concatenate([np.concatenate([s.y for s in sets.values()]),
                               np.concatenate([s.y_hat for s in sets.values()])])
-    club, info = fit_club(pairs_x, pairs_y, seed=seed)
-    est = {"kind": "fit", "path": "club.pt", "seed": seed, "n_pairs": int(len(pairs_x)),
-           "val_loglik": float(info["val_loglik"])}
-    est.update({k: v for k, v in info.items() if k in ("epochs", "n_train", "n_val", "lr", "batch_size", "hidden")})
-    return club, est
+    clubs, fits = fit_ensemble(pairs_x, pairs_y, seed, ensemble, say, what)
+    est = {"kind": "fit-per-model", "path": "club.pt", "seed": seed, "ensemble": ensemble,
+           "n_pairs": int(len(pairs_x)), "val_loglik": fits[0]["val_loglik"], "fits": fits}
+    return clubs, est
 
 
-def _score(id_name: str, sets: dict, club, entropy_scaler, bootstrap: int, seed: int) -> list[dict]:
+def _shared_estimator(rd: RunDir, manifest, model: str, items: dict, sets: dict, cache, embedder_identity: str,
+                      mode: str, seed: int, ensemble: int, say):
+    """The run's shared estimator(s): reused as recorded (`shared`), fitted when there is
+    none yet or when asked (`refit`) on every model with answers in RUN."""
+    from emidbench.score import estimator as est
+
+    root = rd.root / "scores"
+    d = est.shared_dir(root)
+    rec = est.read_record(root) if mode == "shared" else None
+    if rec is not None:
+        why = est.settings_mismatch(rec, embedder_identity, seed, ensemble)
+        if why:
+            raise UserError(f"{d}: the run's shared estimator was fitted with {why}; score with its settings, or "
+                            "pass --estimator refit to fit it again (and rescore the models scored with it)")
+    if rec is None:
+        per_model = {}
+        for m in rd.models():
+            if m == model:
+                per_model[m] = (items, sets)
+            else:  # its answers are part of the fit: the estimator serves every model of the run
+                its = _aligned_items(rd, manifest, m)[0]
+                per_model[m] = (its, _embed(rd, manifest, its, cache, say))
+        say(f"score {model}: fitting the run's shared estimator on the answers of {', '.join(sorted(per_model))}")
+        rec = est.fit_shared(root, per_model, embedder_identity, seed, ensemble, say)
+        stale = [m for m in est.stale_scores(root, rec["sha256"]) if m != model]
+        if stale:
+            say(f"warning: {', '.join(stale)} were scored with the previous shared estimator; rescore them "
+                f"(`emidbench score {rd.root} --model NAME`) before comparing models")
+    paths = [d / name for name in est.club_files(ensemble)]
+    if any(not p.is_file() for p in paths) or est.file_digest(paths) != rec["sha256"]:
+        raise UserError(f"{d}: the estimator files do not match estimator.json (changed or removed); pass "
+                        "--estimator refit to fit the shared estimator again")
+    clubs = est.load_ensemble(d, ensemble)
+    x = np.concatenate([s.x for s in sets.values()])
+    mine = est.pairs_digest(x, np.concatenate([s.y_hat for s in sets.values()]))
+    fitted = rec["per_model"].get(model, {}).get("pairs_sha256")
+    this_model = ("in the fit" if fitted == mine else
+                  "not in the fit" if fitted is None else "answers changed since the fit")
+    if this_model != "in the fit":  # reused all the same: that is what makes models comparable
+        say(f"score {model}: the shared estimator was fitted on {', '.join(rec['models'])}; this model's answers "
+            f"are {this_model} (reused as it is; --estimator refit fits it on every model's answers now)")
+    info = {"kind": "shared", "path": f"../{est.SHARED_DIR}/club.pt", "sha256": rec["sha256"], "seed": seed,
+            "ensemble": ensemble, "fitted_on": rec["models"], "this_model": this_model, "n_pairs": rec["n_pairs"],
+            "val_loglik": rec["fits"][0]["val_loglik"]}
+    return clubs, info
+
+
+def _score(id_name: str, sets: dict, clubs, entropy_scaler, bootstrap: int, seed: int, spread) -> list[dict]:
     from emidbench.score.metrics import score_scenarios
 
-    return score_scenarios(id_name, sets, club, entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed)
+    return score_scenarios(id_name, sets, clubs, entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed,
+                           spread=spread)
 
 
 # --------------------------------------------------------------------------- judge

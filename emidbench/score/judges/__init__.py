@@ -36,7 +36,23 @@ class Judge(Protocol):
         return {}
 
 
+def check_judge_spec(spec: str) -> None:
+    """A --judge value's kind is a registered judge; else one line with the likely intent:
+    `gpt4` is most likely a model name meant as `openai:gpt4`."""
+    from emidbench.common.errors import UserError, closest
+
+    kind = str(spec).partition(":")[0]
+    if kind in JUDGES:
+        return
+    near = closest(kind, JUDGES)
+    if near:
+        raise UserError(f"unknown judge {kind!r} (did you mean '{near}'?)")
+    guess = f"did you mean 'openai:{spec}'? " if ":" not in str(spec) else ""
+    raise UserError(f"unknown judge {str(spec)!r} ({guess}a judge is openai:<model>, hf:<id or path> or offline)")
+
+
 def make_judge(spec: str, **options):
     """`openai:gpt-4o` -> JUDGES["openai"]("gpt-4o", **options)."""
+    check_judge_spec(spec)
     kind, _, arg = str(spec).partition(":")
     return JUDGES.get(kind)(arg, **options)
