@@ -1,7 +1,7 @@
 """The stages' record files, typed and versioned: what a stage ran with and what it did.
 
     RUN/responses/<model>/eval.json   EvalRecord   written by eval (and import-responses)
-    RUN/scores/<model>/score.json     written by score (a JSON object with "version")
+    RUN/scores/<model>/score.json     ScoreRecord  written by score
     RUN/pipeline.json                 PipelineRecord  written by `emidbench run`
 
 Readers accept a record without "version" (files written before records were versioned)
@@ -66,6 +66,46 @@ class EvalRecord:
     def read(cls, path: Path) -> "EvalRecord | None":
         """The record at `path`, or None when there is none."""
         return cls.from_json(read_json(path), Path(path)) if Path(path).is_file() else None
+
+    def write(self, path: Path) -> None:
+        atomic_write_json(path, self.to_json())
+
+
+@dataclass
+class ScoreRecord:
+    """How one model's scores were made: the embedder, the estimator, the judge (each with
+    its identity and whether it is a proxy), the settings, the generation settings of the
+    answers, and what was counted."""
+
+    model: str
+    id_scenario: str
+    embedder: dict
+    estimator: dict
+    judge: dict | None = None
+    notes: list = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    generation: list = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+    version: int = RECORD_VERSION
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def read(cls, path: Path) -> "ScoreRecord | None":
+        """The record at `path`, or None when there is none."""
+        path = Path(path)
+        if not path.is_file():
+            return None
+        d = read_json(path)
+        if not isinstance(d, dict):
+            raise UserError(f"{path}: not a score record (a JSON object); rerun `emidbench score`")
+        _check_version(d, path)
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in d.items() if k in known})
+        except TypeError as e:
+            raise UserError(f"{path}: malformed score record ({e}); rerun `emidbench score`") from None
 
     def write(self, path: Path) -> None:
         atomic_write_json(path, self.to_json())
