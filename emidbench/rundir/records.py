@@ -19,6 +19,19 @@ from emidbench.common.io import atomic_write_json, read_json
 RECORD_VERSION = 1
 
 
+def _from_json(cls, d: Any, where: Path, what: str, fix: str = ""):
+    """A record dataclass from its JSON object: version checked, unknown keys ignored (a
+    newer minor field), one line for anything else."""
+    if not isinstance(d, dict):
+        raise UserError(f"{where}: not {what} (a JSON object){fix}")
+    _check_version(d, where)
+    known = {f.name for f in fields(cls)}
+    try:
+        return cls(**{k: v for k, v in d.items() if k in known})
+    except TypeError as e:
+        raise UserError(f"{where}: malformed {what} ({e}){fix}") from None
+
+
 def _check_version(d: dict, where: Path) -> None:
     version = d.get("version", 1)
     if not isinstance(version, int) or version > RECORD_VERSION:
@@ -52,20 +65,9 @@ class EvalRecord:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
-    def from_json(cls, d: Any, where: Path) -> "EvalRecord":
-        if not isinstance(d, dict):
-            raise UserError(f"{where}: not an eval record (a JSON object)")
-        _check_version(d, where)
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in d.items() if k in known})
-        except TypeError as e:
-            raise UserError(f"{where}: malformed eval record ({e})") from None
-
-    @classmethod
     def read(cls, path: Path) -> "EvalRecord | None":
         """The record at `path`, or None when there is none."""
-        return cls.from_json(read_json(path), Path(path)) if Path(path).is_file() else None
+        return _from_json(cls, read_json(path), Path(path), "an eval record") if Path(path).is_file() else None
 
     def write(self, path: Path) -> None:
         atomic_write_json(path, self.to_json())
@@ -97,15 +99,7 @@ class ScoreRecord:
         path = Path(path)
         if not path.is_file():
             return None
-        d = read_json(path)
-        if not isinstance(d, dict):
-            raise UserError(f"{path}: not a score record (a JSON object); rerun `emidbench score`")
-        _check_version(d, path)
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in d.items() if k in known})
-        except TypeError as e:
-            raise UserError(f"{path}: malformed score record ({e}); rerun `emidbench score`") from None
+        return _from_json(cls, read_json(path), path, "a score record", "; rerun `emidbench score`")
 
     def write(self, path: Path) -> None:
         atomic_write_json(path, self.to_json())
