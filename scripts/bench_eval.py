@@ -51,28 +51,40 @@ def build_model(folder: Path) -> Path:
     return folder
 
 
-def build_run(root: Path, n: int) -> Path:
-    """n distinct questions (n/4 images x 4 questions), one scenario."""
-    import numpy as np
-    from PIL import Image
-
+def build_run(root: Path, n: int, image) -> Path:
+    """n distinct questions (n/4 images x 4 questions), one scenario; image(seed) -> the
+    encoded bytes and their extension."""
     from emidbench.rundir import RunDir
     from emidbench.rundir.manifest import Manifest, ScenarioEntry
 
     rd = RunDir(root)
-    rng = np.random.default_rng(0)
     records = []
     for qid in range(n):
         if qid % len(QUESTIONS) == 0:
-            buf = io.BytesIO()
-            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, format="PNG")
-            name = rd.put_image(buf.getvalue(), "png")
+            name = rd.put_image(*image(qid // len(QUESTIONS)))
         records.append({"question_id": qid, "image": name, "text": QUESTIONS[qid % len(QUESTIONS)],
                         "category": "conv", "reference": ""})
     rd.write_scenario("bench", records)
     rd.write_manifest(Manifest("bench", "bench", 0, "bench",
                                [ScenarioEntry("bench", "id", "none", None, None, n, "bench.jsonl")]))
     return root
+
+
+def small_png(seed: int) -> tuple[bytes, str]:
+    """A 64x64 noise image: the bundled tiny model's input size."""
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue(), "png"
+
+
+def photo(seed: int) -> tuple[bytes, str]:
+    """A photograph-sized (640x480) JPEG, as hub models meet."""
+    from photos import photo_jpeg
+
+    return photo_jpeg(seed), "jpg"
 
 
 def in_process(run: Path, model: Path, batch_size: int, max_new_tokens: int, tag: str) -> float:
@@ -105,33 +117,6 @@ def worker(run: str, model: str, tag: str, max_new_tokens: str, out: str) -> Non
         Path(out).write_text(json.dumps({"done": s.done, "seconds": s.seconds, "world": s.world_size}))
 
 
-def photo_run(root: Path, n: int) -> Path:
-    """n distinct questions over n/4 photo-sized (640x480) images with gradients and noise."""
-    import numpy as np
-    from PIL import Image
-
-    from emidbench.rundir import RunDir
-    from emidbench.rundir.manifest import Manifest, ScenarioEntry
-
-    rd = RunDir(root)
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:480, 0:640]
-    records = []
-    for qid in range(n):
-        if qid % len(QUESTIONS) == 0:
-            base = np.stack([x * 255 / 640, y * 255 / 480, (x + y) * 127 / 1120], -1)
-            img = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
-            buf = io.BytesIO()
-            Image.fromarray(img).save(buf, format="JPEG")
-            name = rd.put_image(buf.getvalue(), "jpg")
-        records.append({"question_id": qid, "image": name, "text": QUESTIONS[qid % len(QUESTIONS)],
-                        "category": "conv", "reference": ""})
-    rd.write_scenario("bench", records)
-    rd.write_manifest(Manifest("bench", "bench", 0, "bench",
-                               [ScenarioEntry("bench", "id", "none", None, None, n, "bench.jsonl")]))
-    return root
-
-
 def gpu_mode(args) -> None:
     """hf (and vllm, when installed) on a hub model at several batch sizes; ratios to hf batch 1."""
     import importlib.util
@@ -146,7 +131,7 @@ def gpu_mode(args) -> None:
     backends = ["hf"] + (["vllm"] if importlib.util.find_spec("vllm") else [])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        run = photo_run(Path(tmp) / "run", args.questions)
+        run = build_run(Path(tmp) / "run", args.questions, photo)
         run_eval(run, args.model, name="warmup", batch_size=4, max_new_tokens=4, dtype=args.dtype,
                  scenarios="bench", cache_dir=run / "cache-warmup")
         for backend in backends:
@@ -192,7 +177,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as tmp:
         model = build_model(Path(tmp) / "tiny-llava")
-        run = build_run(Path(tmp) / "run", args.questions)
+        run = build_run(Path(tmp) / "run", args.questions, small_png)
         device = ("cuda" if torch.cuda.is_available()
                   else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)")
         print(f"tiny LLaVA (untrained, bundled sizes), {args.questions} questions, max_new_tokens "

@@ -18,8 +18,8 @@ from rich.console import Console
 from emidbench.common.errors import UserError
 from emidbench.rundir import RunDir
 from emidbench.rundir.manifest import Manifest, ScenarioEntry, ShiftSpec
+from emidbench.rundir.metrics import METRIC_COLUMNS
 from emidbench.score import run_score
-from emidbench.score.stage import METRIC_COLUMNS
 from tests.helpers import photo_like
 
 CATS = ("conv", "detail", "complex")

@@ -35,7 +35,7 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from emidbench.common.errors import UserError, did_you_mean
+from emidbench.common.errors import UserError, did_you_mean, exception_chain
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 API_TYPES = ("openai", "azure")
@@ -259,23 +259,15 @@ def _proxied(url: str) -> bool:
     return bool(proxies.get(urlsplit(url).scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(host)
 
 
-def _causes(e: BaseException):
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        yield e
-        e = e.__cause__ or e.__context__
-
-
 def _refused(e: BaseException) -> bool:
     """The connection was never made: refused, or the host name does not resolve."""
     return any(isinstance(c, (ConnectionRefusedError, socket.gaierror)) or type(c).__name__ == "ConnectError"
-               for c in _causes(e))
+               for c in exception_chain(e))
 
 
 def _root_reason(e: BaseException) -> str:
     last = None
-    for c in _causes(e):
+    for c in exception_chain(e):
         last = c
     return f"{type(last).__name__}: {' '.join(str(last).split())[:120]}" if last is not None else type(e).__name__
 

@@ -37,3 +37,12 @@ def first_line(e: BaseException, limit: int = 300) -> str:
     a UserError or an item's recorded failure."""
     text = str(e).strip().splitlines()
     return (text[0] if text else type(e).__name__)[:limit]
+
+
+def exception_chain(e: BaseException):
+    """The exception, then what caused it (__cause__, else __context__), each once."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__

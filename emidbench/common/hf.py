@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from emidbench.common import hub
-from emidbench.common.errors import UserError, did_you_mean, first_line
+from emidbench.common.errors import UserError, did_you_mean, exception_chain, first_line
 
 BIG_FILE = 64 * 2**20  # above this, weights are fingerprinted by sampled blocks, not read whole
 SAMPLE = 2**20
@@ -49,14 +49,6 @@ def check_local(model_id: str) -> None:
         raise UserError(f"model path {model_id} is a file; pass the folder that holds config.json")
     if not path.exists() and looks_like_path(model_id):
         raise UserError(f"model path {model_id} does not exist")
-
-
-def _chain(e: BaseException):
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        yield e
-        e = e.__cause__ or e.__context__
 
 
 @contextlib.contextmanager
@@ -105,7 +97,7 @@ def load_pretrained(loader, model_id: str, what: str, **kwargs):
             raise UserError(f"cannot load {what} from {model_id}: {first_line(e)}") from None
         if cache_only:  # offline: the cache lacks it (or a file of it)
             raise hub.not_reachable(model_id, known=known, why=cache_only) from None
-        names = {type(c).__name__ for c in _chain(e)}
+        names = {type(c).__name__ for c in exception_chain(e)}
         if "GatedRepoError" in names:
             raise UserError(f"{model_id} is gated on the Hugging Face hub: accept its terms on the model page "
                             "and log in (`hf auth login`), or pass a local path") from None

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emidbench.common.errors import UserError
-from emidbench.common.io import read_json, write_csv, write_if_changed
+from emidbench.common.io import write_csv, write_if_changed
 from emidbench.report import plots
 from emidbench.report.correlations import CORR_COLUMNS, correlations
 from emidbench.report.tables import (
@@ -31,6 +31,7 @@ from emidbench.report.tables import (
     summary_row,
 )
 from emidbench.rundir import RunDir
+from emidbench.rundir.records import ScoreRecord
 
 PAGE = "index.html"
 MODEL_PLOTS = {"severity": plots.severity_plot, "natural": plots.natural_plot, "emid_grid": plots.grid_plot}
@@ -64,10 +65,9 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
     metrics, id_names, infos = {}, {}, {}
     for m in models:
         metrics[m] = read_metrics(rd, m)  # a model without scores: one line naming the scored ones
-        info_path = rd.score_record_path(m)
-        info = read_json(info_path) if info_path.is_file() else {}
-        infos[m] = info if isinstance(info, dict) else {}
-        id_names[m] = (info.get("id_scenario") if isinstance(info, dict) else None) or manifest.id_scenario
+        record = ScoreRecord.read(rd.score_record_path(m))
+        infos[m] = info = record.to_json() if record else {}
+        id_names[m] = info.get("id_scenario") or manifest.id_scenario
         if id_names[m] not in {s.name for s in manifest.scenarios}:
             raise UserError(f"scores of model {m} were measured against ID set {id_names[m]!r}, which is not in "
                             f"this run's manifest; rerun `emidbench score {rd.root} --model {m}`")
@@ -133,9 +133,8 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
 
 def _estimator_of(rd: RunDir, model: str) -> str:
     """Which estimator a model's scores used, as score.json records it."""
-    path = rd.score_record_path(model)
-    info = read_json(path) if path.is_file() else {}
-    est = (info.get("estimator") if isinstance(info, dict) else None) or {}
+    record = ScoreRecord.read(rd.score_record_path(model))
+    est = (record.estimator if record else None) or {}
     kind = est.get("kind", "unknown")
     return f"{kind} {est.get('sha256') or est.get('path') or ''}".strip() if kind not in ("fit-per-model", "fit") else \
         f"fitted on {model} alone"

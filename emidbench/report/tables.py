@@ -9,13 +9,8 @@ from pathlib import Path
 from emidbench.common.errors import UserError
 from emidbench.rundir import RunDir
 from emidbench.rundir.manifest import Manifest
+from emidbench.rundir.metrics import OPTIONAL_COLUMNS, PER_SHIFT_COLUMNS
 
-PER_SHIFT_COLUMNS = ["scenario", "family", "modality", "visual_shift", "visual_severity", "text_shift",
-                     "text_severity", "n", "emi", "emi_lo", "emi_hi", "emid", "emid_lo", "emid_hi", "emid_ub",
-                     "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood", "rp_score", "rp_lo", "rp_hi", "win_rate", "win_lo",
-                     "win_hi", "judge_failed"]
-# Written only when the score stage computed it (--entropy-scaler), after emid_ub.
-OPTIONAL_COLUMNS = {"emid_true_ub": "emid_ub"}
 # Tuples, not sets: a fixed order, so the first bad cell reported is always the same one.
 NUMERIC = tuple(c for c in PER_SHIFT_COLUMNS[PER_SHIFT_COLUMNS.index("emi"):] if c != "judge_failed") \
     + tuple(OPTIONAL_COLUMNS)

@@ -1,7 +1,7 @@
 """The stages' record files, typed and versioned: what a stage ran with and what it did.
 
     RUN/responses/<model>/eval.json   EvalRecord   written by eval (and import-responses)
-    RUN/scores/<model>/score.json     written by score (a JSON object with "version")
+    RUN/scores/<model>/score.json     ScoreRecord  written by score
     RUN/pipeline.json                 PipelineRecord  written by `emidbench run`
 
 Readers accept a record without "version" (files written before records were versioned)
@@ -17,6 +17,19 @@ from emidbench.common.errors import UserError
 from emidbench.common.io import atomic_write_json, read_json
 
 RECORD_VERSION = 1
+
+
+def _from_json(cls, d: Any, where: Path, what: str, fix: str = ""):
+    """A record dataclass from its JSON object: version checked, unknown keys ignored (a
+    newer minor field), one line for anything else."""
+    if not isinstance(d, dict):
+        raise UserError(f"{where}: not {what} (a JSON object){fix}")
+    _check_version(d, where)
+    known = {f.name for f in fields(cls)}
+    try:
+        return cls(**{k: v for k, v in d.items() if k in known})
+    except TypeError as e:
+        raise UserError(f"{where}: malformed {what} ({e}){fix}") from None
 
 
 def _check_version(d: dict, where: Path) -> None:
@@ -52,20 +65,41 @@ class EvalRecord:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
-    def from_json(cls, d: Any, where: Path) -> "EvalRecord":
-        if not isinstance(d, dict):
-            raise UserError(f"{where}: not an eval record (a JSON object)")
-        _check_version(d, where)
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in d.items() if k in known})
-        except TypeError as e:
-            raise UserError(f"{where}: malformed eval record ({e})") from None
-
-    @classmethod
     def read(cls, path: Path) -> "EvalRecord | None":
         """The record at `path`, or None when there is none."""
-        return cls.from_json(read_json(path), Path(path)) if Path(path).is_file() else None
+        return _from_json(cls, read_json(path), Path(path), "an eval record") if Path(path).is_file() else None
+
+    def write(self, path: Path) -> None:
+        atomic_write_json(path, self.to_json())
+
+
+@dataclass
+class ScoreRecord:
+    """How one model's scores were made: the embedder, the estimator, the judge (each with
+    its identity and whether it is a proxy), the settings, the generation settings of the
+    answers, and what was counted."""
+
+    model: str
+    id_scenario: str
+    embedder: dict
+    estimator: dict
+    judge: dict | None = None
+    notes: list = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    generation: list = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+    version: int = RECORD_VERSION
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def read(cls, path: Path) -> "ScoreRecord | None":
+        """The record at `path`, or None when there is none."""
+        path = Path(path)
+        if not path.is_file():
+            return None
+        return _from_json(cls, read_json(path), path, "a score record", "; rerun `emidbench score`")
 
     def write(self, path: Path) -> None:
         atomic_write_json(path, self.to_json())

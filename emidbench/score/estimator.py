@@ -31,6 +31,8 @@ import numpy as np
 from emidbench.common.errors import UserError
 from emidbench.common.hashing import derive_seed
 from emidbench.common.io import atomic_write_json, read_json
+from emidbench.rundir import SCORE_RECORD
+from emidbench.rundir.records import ScoreRecord
 
 SHARED_DIR = "_estimator"  # under RUN/scores/; never a model's name (model folders hold metrics.csv)
 MODES = ("shared", "refit", "fit-per-model")
@@ -176,13 +178,13 @@ def stale_scores(scores_root: Path, sha256: str) -> list[str]:
     if not root.is_dir():
         return out
     for p in sorted(root.iterdir()):
-        info_path = p / "score.json"
-        if p.name == SHARED_DIR or not info_path.is_file():
+        if p.name == SHARED_DIR:
             continue
         try:
-            est = read_json(info_path).get("estimator") or {}
-        except (UserError, AttributeError):
+            record = ScoreRecord.read(p / SCORE_RECORD)
+        except UserError:  # a damaged record says nothing about which estimator it used
             continue
+        est = (record.estimator if record else None) or {}
         if est.get("kind") == "shared" and est.get("sha256") != sha256:
             out.append(p.name)
     return out

@@ -15,11 +15,11 @@ import numpy as np
 
 from emidbench.common.errors import UserError
 from emidbench.common.io import read_json, write_csv
+from emidbench.rundir.metrics import EMBEDDING_CI_COLUMNS, EMBEDDING_COLUMNS
 from emidbench.score.club import load_club
 from emidbench.score.metrics import EmbeddingSet, score_scenarios
 
 KEYS = ("x_v", "x_t", "y_hat", "y")
-COLUMNS = ["scenario", "n", "emi", "emid", "emid_ub", "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood"]
 
 
 NORM_TOLERANCE = 1e-2  # float16 embeddings normalised before casting are within ~1e-3
@@ -69,11 +69,11 @@ def score_from_embeddings(d: Path, estimator: Path, out: Path, entropy_scaler: f
     if dim != club.x_dim:
         raise UserError(f"{d}: embeddings are {dim}-d; the estimator {estimator} expects {club.x_dim}-d")
     rows = score_scenarios(id_name, sets, club, entropy_scaler, bootstrap, seed)
-    cols = list(COLUMNS)
+    cols = list(EMBEDDING_COLUMNS)
     if entropy_scaler is not None:
         cols.insert(5, "emid_true_ub")
     if bootstrap:
-        cols += ["emi_lo", "emi_hi", "emid_lo", "emid_hi"]
+        cols += EMBEDDING_CI_COLUMNS
     path = Path(out) / "per_shift.csv"
     write_csv(path, rows, cols)
     return path

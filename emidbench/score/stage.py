@@ -43,14 +43,13 @@ from pathlib import Path
 import numpy as np
 
 from emidbench.common.errors import UserError
-from emidbench.common.io import atomic_write_json, atomic_write_jsonl
+from emidbench.common.io import atomic_write_jsonl
 from emidbench.rundir import RunDir
 from emidbench.rundir.answers import read_answers
+from emidbench.rundir.metrics import METRIC_COLUMNS
+from emidbench.rundir.records import ScoreRecord
 from emidbench.score.estimator import SHARED_DIR, mode_of
 
-METRIC_COLUMNS = ["scenario", "n", "n_missing", "n_failed", "emi", "emi_lo", "emi_hi", "emid", "emid_lo", "emid_hi",
-                  "emid_ub", "emid_true_ub", "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood", "rp_score", "rp_lo", "rp_hi",
-                  "rp_conv", "rp_detail", "rp_complex", "win_rate", "win_lo", "win_hi", "judge_n", "judge_failed"]
 JUDGE_RETRIES = 2  # extra asks for a reply that failed or did not parse
 ORDERS = ("reference-first", "model-first")
 
@@ -182,21 +181,21 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
         save_ensemble(per_model_fits, out_dir, estimator_ensemble)
     for sc, recs in judge_records.items():
         atomic_write_jsonl(out_dir / "judge" / f"{sc}.jsonl", recs)
-    path = out_dir / "metrics.csv"
+    path = rd.metrics_path(model)
     write_csv(path, table, METRIC_COLUMNS)
-    atomic_write_json(out_dir / "score.json", {
-        "model": model,
-        "id_scenario": id_name,
-        "embedder": {"name": embedder, "identity": emb.identity, **_describe(emb)},
-        "estimator": est_info,
-        "judge": judge_info,
-        "notes": notes,
-        "settings": {"bootstrap": bootstrap, "seed": seed, "entropy_scaler": entropy_scaler,
-                     "estimator_ensemble": estimator_ensemble},
-        "generation": [{"settings": s, "scenarios": scs} for s, scs in generation.items()],
-        "counts": {"scenarios": len(manifest.scenarios), "scored_scenarios": len(sets),
-                   "items": sum(len(v) for v in items.values()), "missing": missing, "failed": failed},
-    })
+    ScoreRecord(
+        model=model,
+        id_scenario=id_name,
+        embedder={"name": embedder, "identity": emb.identity, **_describe(emb)},
+        estimator=est_info,
+        judge=judge_info,
+        notes=notes,
+        settings={"bootstrap": bootstrap, "seed": seed, "entropy_scaler": entropy_scaler,
+                  "estimator_ensemble": estimator_ensemble},
+        generation=[{"settings": s, "scenarios": scs} for s, scs in generation.items()],
+        counts={"scenarios": len(manifest.scenarios), "scored_scenarios": len(sets),
+                "items": sum(len(v) for v in items.values()), "missing": missing, "failed": failed},
+    ).write(rd.score_record_path(model))
     return path
 
 

@@ -112,7 +112,7 @@ def _reader_class():
                     continue
                 tokens = line.decode("utf-8").split()
                 try:  # as nltk's _load_lemma_pos_offset_map
-                    lemma_, pos_, n_synsets = tokens[0], tokens[1], int(tokens[2])
+                    pos_, n_synsets = tokens[1], int(tokens[2])
                     assert n_synsets > 0
                     n_pointers = int(tokens[3])
                     n_senses = int(tokens[4 + n_pointers])
