@@ -50,25 +50,28 @@ elif ! "$VENV/bin/python" -c "import torchvision" 2>/dev/null; then
 fi
 "${PIP[@]}" install -e ".[test]"
 
-# WordNet for EDA synonym replacement (sr_4, sr_7, synonym): Debian ships the WordNet 3.0
-# files; emidbench prepares them for nltk on first use. Skipped where apt is not ours.
-if [ ! -d /usr/share/wordnet ] && command -v apt-get >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
-  if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
-    ($SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wordnet-base wordnet-sense-index >/dev/null) \
-      || echo "note: could not install Debian's wordnet-base; synonym shifts need WordNet (see README)" >&2
+# Debian packages, where apt is ours (root, or sudo without a password); elsewhere a note.
+# apt_install WHAT NOTE PACKAGE...
+apt_install() {
+  local what="$1" note="$2"; shift 2
+  local sudo=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo -n"
+  if [ "$(id -u)" -ne 0 ] && [ -z "$sudo" ]; then
+    echo "note: not root and no sudo: $what not installed; $note" >&2
+    return 0
   fi
+  ($sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null) \
+    || echo "note: could not install $what; $note" >&2
+}
+
+# WordNet for EDA synonym replacement (sr_4, sr_7, synonym): Debian ships the WordNet 3.0
+# files; emidbench prepares them for nltk on first use.
+if [ ! -d /usr/share/wordnet ] && command -v apt-get >/dev/null 2>&1; then
+  apt_install "Debian's wordnet-base" "synonym shifts need WordNet (see README)" wordnet-base wordnet-sense-index
 fi
 
 # Chromium for the report page's browser tests (tests/test_report.py): Debian's package,
 # driven by playwright from the test extra (playwright's own browser downloads are not
-# used). Skipped where apt is not ours; those tests then skip with the reason.
+# used); without it those tests skip with the reason.
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
-  if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
-    ($SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null) \
-      || echo "note: could not install Debian's chromium; the report page's browser tests will skip" >&2
-  else
-    echo "note: not root and no sudo: Debian's chromium not installed; the report page's browser tests will skip" >&2
-  fi
+  apt_install "Debian's chromium" "the report page's browser tests will skip" chromium
 fi
