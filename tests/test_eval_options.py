@@ -14,7 +14,7 @@ from emidbench.pipeline import EVAL_KEYS, load_run_config
 
 def _config(tmp_path, **eval_section):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"out": str(tmp_path / "run"), "benchmark": "mini", "models": ["m"],
+    path.write_text(yaml.safe_dump({"out": str(tmp_path / "run"), "benchmark": "mini", "models": ["tiny-llava"],
                                     "eval": eval_section}), encoding="utf-8")
     return path
 
