@@ -73,6 +73,22 @@ class Backend(Protocol):
         together within a scenario. Default: all alike (question order)."""
         return 0
 
+    def redo_alone(self, requests: list[Request], prompts: list[str], positions: list[int], results: list,
+                   error: BaseException) -> list:
+        """A batch failed with `error`: a lone item is that item's recorded failure; several
+        are each asked again alone (one bad image, or memory, must not fail the others),
+        and counted in `fallbacks` with the reason."""
+        from emidbench.common.errors import first_line
+
+        reason = f"{type(error).__name__}: {first_line(error)}"
+        if len(positions) == 1:
+            results[positions[0]] = Result("", prompts[positions[0]], reason)
+            return results
+        self.fallbacks[reason] += len(positions)
+        for i in positions:
+            results[i] = self.answer([requests[i]], [prompts[i]])[0]
+        return results
+
     @property
     def fallbacks(self) -> Counter:
         """Reason -> items a failed batch made it redo one at a time (the stage counts them

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from emidbench.common.errors import UserError, first_line
+from emidbench.common.errors import UserError
 from emidbench.common.hf import (
     bundled_names,
     load_pretrained,
@@ -213,16 +213,9 @@ class HFBackend(Backend):
         try:
             texts = self._generate([images[i] for i in ok], [prompts[i] for i in ok])
         except Exception as e:
-            reason = f"{type(e).__name__}: {first_line(e)}"
-            if len(ok) == 1:
-                results[ok[0]] = Result("", prompts[ok[0]], reason)
-                return results
-            # one bad item (or memory) must not fail the batch: each item alone, counted
-            self.fallbacks[reason] += len(ok)
-            self._free_memory()
-            for i in ok:
-                results[i] = self.answer([requests[i]], [prompts[i]])[0]
-            return results
+            if len(ok) > 1:
+                self._free_memory()  # the batch may have failed for memory: free it before the items alone
+            return self.redo_alone(requests, prompts, ok, results, e)
         for i, text in zip(ok, texts):
             results[i] = Result(text, prompts[i])
         return results

@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from emidbench.common.errors import UserError, first_line
+from emidbench.common.errors import UserError
 from emidbench.common.hf import load_pretrained, resolve_model, weights_fingerprint
 from emidbench.eval.backends import BACKENDS, Backend, Request, Result
 from emidbench.eval.options import EvalOptions
@@ -220,14 +220,7 @@ class VLLMBackend(Backend):
             if len(outs) != len(conversations):
                 raise RuntimeError(f"vLLM returned {len(outs)} outputs for {len(conversations)} conversations")
         except Exception as e:
-            reason = f"{type(e).__name__}: {first_line(e)}"
-            if len(conversations) == 1:
-                results[index[0]] = Result("", prompts[index[0]], reason)
-                return results
-            self.fallbacks[reason] += len(conversations)
-            for i in index:
-                results[i] = self.answer([requests[i]], [prompts[i]])[0]
-            return results
+            return self.redo_alone(requests, prompts, index, results, e)
         for i, o in zip(index, outs):
             results[i] = Result(o.outputs[0].text.strip(), prompts[i])
         return results
