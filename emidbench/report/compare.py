@@ -17,12 +17,11 @@ ID set is `llava_bench_coco_English` in the released files).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from emidbench.common.errors import UserError
-from emidbench.common.io import csv_text, write_if_changed
+from emidbench.common.io import csv_text, read_json, write_if_changed
 from emidbench.rundir import RunDir
 
 METRICS = (("emi", "EMI"), ("emid", "EMID"), ("emid_ub", "EMID_UB"))
@@ -36,11 +35,9 @@ def read_paper_results(path: Path) -> dict:
     """The results file, checked: {EMI, EMID, EMID_UB: {scenario: float}, PearsonR, PearsonPval, settings}."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"--compare-to {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"--compare-to {path}: not a JSON results file ({e})") from None
+        data = read_json(path)  # not there, unreadable, or not JSON: one line naming the file (and line)
+    except UserError as e:
+        raise UserError(f"--compare-to {e}") from None
     if not isinstance(data, dict):
         raise UserError(f"--compare-to {path}: expected a JSON object with EMI, EMID, EMID_UB")
     out: dict = {"settings": {k: data.get(k) for k in SETTINGS if data.get(k) is not None}}
