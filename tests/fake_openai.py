@@ -41,7 +41,13 @@ class FakeOpenAI:
         self.close()
 
     def close(self) -> None:
-        self._server.shutdown()
+        # shutdown() waits for serve_forever without a time-out: a stuck server fails the test
+        # loudly instead of hanging the suite
+        stopper = threading.Thread(target=self._server.shutdown, daemon=True)
+        stopper.start()
+        stopper.join(10)
+        if stopper.is_alive():
+            raise RuntimeError("the fake OpenAI server did not stop within 10 s")
         self._server.server_close()
 
     def _next(self, request: tuple):

@@ -127,7 +127,7 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
                            galleries=examples.build(rd, manifest, id_name, models))
     write_if_changed(top / PAGE, html.encode("utf-8"))
     if console:
-        console.print(f"report written to {top} (the page: {top / PAGE})", highlight=False, soft_wrap=True)  # paths whole, to copy
+        console.print(f"report written to {top} (the page: {top / PAGE})", highlight=False)
     return out
 
 
