@@ -85,6 +85,13 @@ LLAMA3 = (("<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"),
           "<|start_header_id|>assistant<|end_header_id|>\n\n")
 QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                  "<|image_pad|>", "<|video_pad|>"]
+# Qwen2-VL and Qwen2.5-VL share their conversation format and vision tokens.
+QWEN2_TEMPLATE = chat_template(bos=False, user=IM[0], assistant=IM[1], generation=IM[2],
+                               image="<|vision_start|><|image_pad|><|vision_end|>", system=IM_SYSTEM,
+                               default_system="You are a helpful assistant.")
+QWEN_TOKENS = {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>", "vision_bos_token": "<|vision_start|>",
+               "vision_eos_token": "<|vision_end|>"}
+
 MISTRAL_SPECIALS = ["<unk>", "<s>", "</s>", "<pad>", "[INST]", "[/INST]", "[IMG]", "[IMG_BREAK]", "[IMG_END]",
                     "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"]
 MISTRAL_TEMPLATE = chat_template(bos=True, user=("[INST]", "[/INST]"), assistant=("", "</s>"), generation="",
@@ -105,17 +112,9 @@ FAMILIES = {f.name: f for f in [
                          system=IM_SYSTEM), {"image_token": "<image>", "video_token": "<video>"},
            "torchvision"),
     Family("qwen2_vl", "qwen2_vl", None, False, "<|im_end|>", "<|endoftext|>", QWEN_SPECIALS,
-           chat_template(bos=False, user=IM[0], assistant=IM[1], generation=IM[2],
-                         image="<|vision_start|><|image_pad|><|vision_end|>", system=IM_SYSTEM,
-                         default_system="You are a helpful assistant."),
-           {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>", "vision_bos_token": "<|vision_start|>",
-            "vision_eos_token": "<|vision_end|>"}, "torchvision"),
+           QWEN2_TEMPLATE, QWEN_TOKENS, "torchvision"),
     Family("qwen2_5_vl", "qwen2_5_vl", None, False, "<|im_end|>", "<|endoftext|>", QWEN_SPECIALS,
-           chat_template(bos=False, user=IM[0], assistant=IM[1], generation=IM[2],
-                         image="<|vision_start|><|image_pad|><|vision_end|>", system=IM_SYSTEM,
-                         default_system="You are a helpful assistant."),
-           {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>", "vision_bos_token": "<|vision_start|>",
-            "vision_eos_token": "<|vision_end|>"}, "torchvision"),
+           QWEN2_TEMPLATE, QWEN_TOKENS, "torchvision"),
     Family("qwen3_vl", "qwen3_vl", None, False, "<|im_end|>", "<|endoftext|>", QWEN_SPECIALS,
            chat_template(bos=False, user=IM[0], assistant=IM[1], generation=IM[2],
                          image="<|vision_start|><|image_pad|><|vision_end|>", system=IM_SYSTEM),
