@@ -22,6 +22,14 @@ class Sample:
     category: str | None = None  # conv | detail | complex, where the benchmark has one
     context: str | None = None  # what a text-only judge is shown of the image
     translations: dict = field(default_factory=dict)  # language -> translated question
+    # Choice tasks (classification, multiple choice): the options, in order; `reference`
+    # is then the correct option's text. Empty: an open-ended question.
+    choices: tuple[str, ...] = ()
+    domain: str | None = None  # the sample's domain (a dataset's domain column), if any
+
+    @property
+    def is_choice(self) -> bool:
+        return bool(self.choices)
 
     def open_image(self) -> Image.Image:
         return decode_image(self.image, f"sample {self.question_id} ({self.image_name})")
