@@ -181,6 +181,7 @@ def score(
     embedder: str = typer.Option("offline", help="paper (CLIP ViT-B/32 + XLM-R embeddings, as published) or offline (no download; a proxy)."),
     vision_encoder: Optional[str] = typer.Option(None, help="paper embedder: CLIP checkpoint (default openai/clip-vit-base-patch32)."),
     text_encoder: Optional[str] = typer.Option(None, help="paper embedder: XLM-R checkpoint (default xlm-roberta-base)."),
+    device: str = typer.Option("auto", help="Where the paper embedder and an hf judge run: auto (a GPU if there is one), cpu, cuda, cuda:1, mps."),
     estimator: str = typer.Option("shared", help="shared: the run's one estimator, fitted on every model's answers the first time and reused (RUN/scores/_estimator/); refit: fit that one again; fit-per-model: one for this model alone; or a CLUB checkpoint path (the published CLUB_global.pt)."),
     estimator_ensemble: int = typer.Option(1, "--estimator-ensemble", help="Fit K estimators with different seeds: EMI is their mean, and --bootstrap intervals pool every resample over the K, so they cover the estimator's refit noise too."),
     judge: Optional[str] = typer.Option(None, help="LLM judge: openai:<model>, hf:<id or path> or offline. Default: none."),
@@ -198,12 +199,16 @@ def score(
     judge_header: Optional[List[str]] = typer.Option(None, help="openai judge: an extra HTTP header NAME=VALUE (repeatable)."),
     judge_timeout: float = typer.Option(120.0, help="openai judge: seconds per request before it is retried."),
     judge_retries: int = typer.Option(6, help="openai judge: retries of 429/5xx/time-outs/dropped connections."),
+    judge_batch_size: int = typer.Option(8, help="hf judge: prompts per generate call."),
+    judge_dtype: str = typer.Option("auto", help="hf judge: auto (bf16/fp16 on a GPU, fp32 on the CPU), float32, float16 or bfloat16."),
+    judge_max_tokens: Optional[int] = typer.Option(None, help="The judge's reply length limit (default: openai 1024, hf 256)."),
     judge_rules: Optional[Path] = typer.Option(None, help="Judge prompts in LLaVA's rule.json format, used verbatim (default: a built-in wording of LLaVA-Bench's protocol)."),
     from_embeddings: Optional[Path] = typer.Option(None, help="Score pre-extracted embeddings: DIR with manifest.json and <scenario>.npz (x_v, x_t, y_hat, y)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="With --from-embeddings: where per_shift.csv goes."),
 ):
     """EMI, EMID, the EMID upper bound and judge scores (RUN/scores/<model>/)."""
     from emidbench.score import run_score, score_from_embeddings
+    from emidbench.score.options import ScoreOptions
 
     if from_embeddings is not None:
         if out_dir is None or estimator in ("shared", "refit", "fit-per-model", "fit"):
@@ -222,14 +227,16 @@ def score(
                         f"{run or 'RUN'}/scores/<model>/ — leave --out out")
     if run is None or model is None:
         raise UserError("score needs RUN and --model (or --from-embeddings DIR --estimator PATH --out OUT)")
-    path = run_score(run, model, embedder=embedder, vision_encoder=vision_encoder, text_encoder=text_encoder,
-                     estimator=estimator, judge=judge, debias=debias, id_scenario=id_scenario,
-                     entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed,
-                     judge_base_url=judge_base_url, judge_api_key_env=judge_api_key_env,
-                     judge_rules=str(judge_rules) if judge_rules else None, concurrency=concurrency,
-                     estimator_ensemble=estimator_ensemble, console=console,
-                     judge_api=_api_options(judge_api_type, judge_api_version, judge_organization, judge_header,
-                                            judge_timeout, judge_retries, "--judge-"))
+    options = ScoreOptions(
+        embedder=embedder, vision_encoder=vision_encoder, text_encoder=text_encoder, device=device,
+        estimator=estimator, estimator_ensemble=estimator_ensemble, id_scenario=id_scenario,
+        entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed, judge=judge,
+        judge_rules=str(judge_rules) if judge_rules else None, debias=debias, judge_base_url=judge_base_url,
+        judge_api_key_env=judge_api_key_env, concurrency=concurrency, judge_batch_size=judge_batch_size,
+        judge_dtype=judge_dtype, judge_max_tokens=judge_max_tokens,
+        judge_api=_api_options(judge_api_type, judge_api_version, judge_organization, judge_header,
+                               judge_timeout, judge_retries, "--judge-"))
+    path = run_score(run, model, options, console=console)
     out.print(f"wrote {path}")
 
 

@@ -9,7 +9,6 @@ completion is recorded in RUN/pipeline.json with a fingerprint of what it was ru
 from __future__ import annotations
 
 import hashlib
-import inspect
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +19,7 @@ from emidbench.eval.options import EvalOptions
 from emidbench.rundir import RunDir, model_slug
 from emidbench.rundir.answers import answered
 from emidbench.rundir.records import PipelineRecord
+from emidbench.score.options import ScoreOptions
 
 # key -> default; sections are dicts of options passed to the stage functions.
 TOP_KEYS = {
@@ -31,9 +31,7 @@ SHIFT_KEYS = {"workers", "translator", "dry_run", "split_embedder", "split_optio
 BENCH_KEYS = {"name", "split", "subset", "columns", "known_as", "domains", "size"}
 EVAL_KEYS = EvalOptions.names()  # every eval option, in a config's `eval:` and `models[i]:`
 REPORT_KEYS: set[str] = set()  # the report stage has no options yet
-SCORE_KEYS = {"embedder", "vision_encoder", "text_encoder", "estimator", "judge", "debias", "id_scenario",
-              "entropy_scaler", "bootstrap", "judge_base_url", "judge_api_key_env", "judge_rules", "concurrency",
-              "judge_api", "estimator_ensemble"}
+SCORE_KEYS = ScoreOptions.names() - {"seed"}  # every score option but the seed: the run's `seed` is it
 
 
 def config_dir() -> Path:
@@ -164,17 +162,7 @@ def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
 
     if "backend" in opts:
         _check_name(BACKENDS, opts["backend"], where, key("backend"))
-    for k, v in opts.items():  # one at a time (the others at their defaults): the error names its key
-        try:
-            EvalOptions.from_mapping({k: v}).check()
-        except UserError as e:
-            raise UserError(f"{where}: {key(k)}: {e}") from None
-        except TypeError:  # `batch_size: eight`: the stage would fail the same way, later
-            raise UserError(f"{where}: {key(k)}: expected a number, not {v!r}") from None
-    try:  # and together (options that exclude each other)
-        EvalOptions.from_mapping(opts).check()
-    except UserError as e:
-        raise UserError(f"{where}: models[{i}]: {e}") from None
+    _check_options(EvalOptions, opts, where, key, f"models[{i}]")
     _check_api(opts, "base_url", "api", where, key)
     _check_model_name(str(m["model"]), str(opts.get("backend", "hf")), where, f"models[{i}].model")
 
@@ -182,9 +170,8 @@ def _check_model(defaults: dict, m: dict, where: str, i: int) -> None:
 def _check_score(opts: dict, where: str) -> None:
     from emidbench.embedders import EMBEDDERS
     from emidbench.score.judges import check_judge_spec
-    from emidbench.score.stage import check_options, run_score
 
-    _check_each(check_options, run_score, opts, where, lambda k: f"score.{k}")
+    _check_options(ScoreOptions, opts, where, lambda k: f"score.{k}", "score")
     _check_api(opts, "judge_base_url", "judge_api", where, lambda k: f"score.{k}")
     if "embedder" in opts:
         _check_name(EMBEDDERS, opts["embedder"], where, "score.embedder")
@@ -214,20 +201,21 @@ def _check_name(registry, name, where: str, key: str) -> None:
         raise UserError(f"{where}: {key}: {e}") from None
 
 
-def _check_each(check: Callable, stage: Callable, opts: dict, where: str, key: Callable[[str], str]) -> None:
-    """A stage's option check, run once per option the config sets (the others at the
-    stage's defaults), so the error names the key that is wrong."""
-    defaults = {k: p.default for k, p in inspect.signature(stage).parameters.items()}
-    names = list(inspect.signature(check).parameters)
-    for k in names:
-        if k not in opts:
-            continue
+def _check_options(cls, opts: dict, where: str, key: Callable[[str], str], together: str) -> None:
+    """A stage's option check (EvalOptions, ScoreOptions), run once per option the config
+    sets, the others at their defaults, so the error names the key that is wrong; then on
+    all of them together (options that exclude each other), named by `together`."""
+    for k, v in opts.items():
         try:
-            check(**{n: opts[k] if n == k else defaults[n] for n in names})
+            cls.from_mapping({k: v}).check()
         except UserError as e:
             raise UserError(f"{where}: {key(k)}: {e}") from None
         except TypeError:  # `batch_size: eight`: the stage would fail the same way, later
-            raise UserError(f"{where}: {key(k)}: expected a number, not {opts[k]!r}") from None
+            raise UserError(f"{where}: {key(k)}: expected a number, not {v!r}") from None
+    try:
+        cls.from_mapping(opts).check()
+    except UserError as e:
+        raise UserError(f"{where}: {together}: {e}") from None
 
 
 def _unanswered(run: RunDir, slug: str) -> list[str]:
@@ -318,8 +306,8 @@ def run_pipeline(cfg: dict, console=None, out=None) -> int:
         if progress.is_done("estimator", f"{estimator_fp}:{_shared_estimator_digest(run)}"):
             say("estimator: complete, skipped")
         else:
-            rec = fit_shared_estimator(run.root, sorted(set(slugs)), seed=cfg["seed"], console=console,
-                                       **{k: score_opts[k] for k in ESTIMATOR_KEYS if k in score_opts})
+            rec = fit_shared_estimator(run.root, sorted(set(slugs)), ScoreOptions.from_mapping(
+                {k: score_opts[k] for k in ESTIMATOR_KEYS if k in score_opts} | {"seed": cfg["seed"]}), console=console)
             progress.mark("estimator", f"{estimator_fp}:{rec['sha256']}")
         estimator_fp = progress.stages["estimator"]  # with the digest: another estimator, another score
 

@@ -17,6 +17,7 @@ from emidbench.assets import clip_image_processor
 from emidbench.common.errors import UserError
 from emidbench.embedders import EMBEDDERS, make_embedder
 from emidbench.embedders.cache import EmbeddingCache
+from emidbench.embedders.offline import OfflineEmbedder
 from tests.helpers import photo_like
 
 WORDS = ("the a cat dog sat on mat is red blue what color two three image picture shows left right "
@@ -318,7 +319,7 @@ def test_cache_second_run_embeds_nothing(tmp_path):
     c2.texts(texts + ["something new"])
     assert second.texts == 1
     # Another embedder (another identity) has its own folder.
-    other = Counting(make_embedder("offline", dim=64))
+    other = Counting(OfflineEmbedder(dim=64))
     assert EmbeddingCache(tmp_path, other).texts(texts).shape == (len(texts), 64) and other.texts == len(MANY_SCRIPTS)
 
 

@@ -415,7 +415,7 @@ def build_tiny_llama(path):
 
 def test_hf_judge_garbage_replies_are_failed_items(tmp_path):
     path = build_tiny_llama(tmp_path / "llama")
-    judge = make_judge(f"hf:{path}", max_new_tokens=12)
+    judge = make_judge(f"hf:{path}", max_tokens=12)
     prompts = [build_prompt(Rules(), "ctx", "Q?", "ref answer", f"answer {i}", "conv") for i in range(3)]
     replies = dict(judge.judge(prompts))
     assert sorted(replies) == [0, 1, 2] and all(isinstance(r, str) for r in replies.values())

@@ -9,10 +9,11 @@ An embedder subclasses `Embedder` below:
     embed_texts(list[str])    -> (n, dim) float32, rows L2-normalised
     describe()  -> dict for score.json
 
-EMBEDDERS maps a name to a factory taking the score options (vision_encoder,
-text_encoder, ...); unknown options are ignored by embedders that have no use for them.
+EMBEDDERS maps a name to a class built with one EmbedderOptions (below); an embedder
+reads the fields it has a use for.
 """
 
+from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -20,6 +21,17 @@ import numpy as np
 from emidbench.common.registry import Registry
 
 EMBEDDERS: Registry = Registry("embedder", plugins=["emidbench.embedders.offline", "emidbench.embedders.paper"])
+
+
+@dataclass(frozen=True)
+class EmbedderOptions:
+    """What an embedder is built with (score: ScoreOptions.embedder_options(); shift's
+    easy/hard split: its split options)."""
+
+    vision_encoder: str | None = None  # paper: the CLIP checkpoint (hub id, folder or bundled name)
+    text_encoder: str | None = None  # paper: the XLM-R checkpoint
+    device: str = "auto"  # paper: where the encoders run
+    images_only: bool = False  # the split embeds images only: no text encoder is loaded (or downloaded)
 
 
 class Embedder(Protocol):
@@ -38,6 +50,6 @@ class Embedder(Protocol):
         return {}
 
 
-def make_embedder(name: str, **options):
-    """The embedder registered as `name`, built with the score options."""
-    return EMBEDDERS.get(name)(**options)
+def make_embedder(name: str, options: EmbedderOptions | None = None, **fields):
+    """The embedder registered as `name`, built with `options` (or its fields as keywords)."""
+    return EMBEDDERS.get(name)(options if options is not None else EmbedderOptions(**fields))

@@ -24,7 +24,7 @@ from collections import Counter
 
 import numpy as np
 
-from emidbench.embedders import EMBEDDERS, Embedder
+from emidbench.embedders import EMBEDDERS, Embedder, EmbedderOptions
 
 DIM = 256
 VERSION = "offline-v2"
@@ -38,7 +38,8 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 class OfflineEmbedder(Embedder):
     name = "offline"
 
-    def __init__(self, dim: int = DIM, **_):
+    def __init__(self, options: EmbedderOptions = EmbedderOptions(), dim: int = DIM):
+        """dim: the vectors' width (a library parameter: runs use DIM)."""
         self.dim = int(dim)
         self.identity = f"{VERSION}-{self.dim}"
         seed = int.from_bytes(hashlib.sha256(VERSION.encode()).digest()[:8], "little")

@@ -23,11 +23,12 @@ import hashlib
 import numpy as np
 
 from emidbench.common.errors import UserError
-from emidbench.embedders import EMBEDDERS, Embedder
+from emidbench.embedders import EMBEDDERS, Embedder, EmbedderOptions
 
 VISION = "openai/clip-vit-base-patch32"
 TEXT = "xlm-roberta-base"
 MAX_TOKENS = 512
+IMAGE_BATCH, TEXT_BATCH = 32, 64  # inputs per forward pass (the vectors do not depend on them)
 POOLING_VERSION = "paper-v1"  # bump when the pooling changes: it invalidates cached vectors
 
 
@@ -40,24 +41,23 @@ class PaperEmbedder(Embedder):
 
     name = "paper"
 
-    def __init__(self, vision_encoder: str | None = None, text_encoder: str | None = None,
-                 batch_size: int = 32, text_batch_size: int = 64, device: str = "auto", images_only: bool = False,
-                 **_):
-        """images_only: load the vision encoder alone (the shift stage's easy/hard split
-        embeds images only; it should not need, or download, an XLM-R)."""
+    def __init__(self, options: EmbedderOptions = EmbedderOptions()):
+        """options.images_only: load the vision encoder alone (the shift stage's easy/hard
+        split embeds images only; it should not need, or download, an XLM-R)."""
         from transformers import AutoConfig
 
         from emidbench.common.hf import load_pretrained, quiet_loading, resolve_model
 
-        self.vision_id = vision_encoder or VISION
-        self.text_id = text_encoder or TEXT
+        images_only = options.images_only
+        self.vision_id = options.vision_encoder or VISION
+        self.text_id = options.text_encoder or TEXT
         # bundled names (mini-clip, mini-xlmr) -> their folders; the names stay in the records
         self.images_only = images_only
         self._vision_src = resolve_model(self.vision_id)
         self._text_src = None if images_only else resolve_model(self.text_id)
-        self.device_option = device
-        self.batch_size = batch_size
-        self.text_batch_size = text_batch_size
+        self.device_option = options.device
+        self.batch_size = IMAGE_BATCH
+        self.text_batch_size = TEXT_BATCH
         self._loaded = False
         with quiet_loading(warnings=True):
             vcfg = load_pretrained(AutoConfig, self._vision_src, "a CLIP checkpoint")

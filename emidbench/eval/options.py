@@ -7,18 +7,22 @@ before any stage starts (naming the config key), and by run_eval."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from emidbench.common.errors import UserError
+from emidbench.common.hf import DTYPES
+from emidbench.common.options import StageOptions, flag, is_int, is_num, positive_int
 
-DTYPES = ("auto", "float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
 ATTN = ("sdpa", "flash_attention_2", "eager")
 TOKENIZER_MODES = ("auto", "slow", "mistral", "custom")
 
 
 @dataclass
-class EvalOptions:
+class EvalOptions(StageOptions):
+    STAGE = "eval"
+    INTERNAL = frozenset({"extra"})
+
     # what is asked (every backend)
     backend: str = "hf"
     name: str | None = None  # folder under RUN/responses/ (default: the last part of the model)
@@ -55,19 +59,6 @@ class EvalOptions:
     api: dict | None = None
     extra: dict = field(default_factory=dict, repr=False)  # reserved; never set from outside
 
-    @classmethod
-    def names(cls) -> set[str]:
-        return {f.name for f in fields(cls)} - {"extra"}
-
-    @classmethod
-    def from_mapping(cls, values: dict) -> "EvalOptions":
-        unknown = set(values) - cls.names()
-        if unknown:
-            raise UserError(f"unknown eval option {sorted(unknown)[0]!r}")
-        opts = cls(**values)
-        opts.normalise()
-        return opts
-
     def normalise(self) -> None:
         """JSON text for the dict options (the CLI passes them as text), Path for cache_dir."""
         for key in ("limit_mm_per_prompt", "mm_processor_kwargs"):
@@ -76,7 +67,7 @@ class EvalOptions:
                 try:
                     value = json.loads(value)
                 except json.JSONDecodeError as e:
-                    raise UserError(f"--{_flag(key)}: not JSON ({e.msg}): {value!r}") from None
+                    raise UserError(f"--{flag(key)}: not JSON ({e.msg}): {value!r}") from None
                 setattr(self, key, value)
         if self.cache_dir is not None and not isinstance(self.cache_dir, Path):
             self.cache_dir = Path(self.cache_dir)
@@ -86,28 +77,25 @@ class EvalOptions:
     def check(self) -> None:
         """Every value's type and range; one line naming the option (UserError)."""
         self.normalise()
-        for key, ok, what in (
-            ("batch_size", lambda v: _int(v) and v >= 1, "at least 1"),
-            ("max_new_tokens", lambda v: _int(v) and v >= 1, "at least 1"),
-            ("temperature", lambda v: _num(v) and v >= 0, "0 (greedy) or more"),
-            ("concurrency", lambda v: _int(v) and v >= 1, "at least 1"),
+        self.check_each((
+            ("batch_size", positive_int, "at least 1"),
+            ("max_new_tokens", positive_int, "at least 1"),
+            ("temperature", lambda v: is_num(v) and v >= 0, "0 (greedy) or more"),
+            ("concurrency", positive_int, "at least 1"),
             ("device_map", lambda v: v is None or isinstance(v, str), "a device map name, e.g. auto"),
             ("attn_implementation", lambda v: v is None or v in ATTN, f"one of {', '.join(ATTN)}"),
-            ("tensor_parallel_size", lambda v: v is None or (_int(v) and v >= 1), "at least 1"),
-            ("max_model_len", lambda v: v is None or (_int(v) and v >= 1), "at least 1"),
-            ("gpu_memory_utilization", lambda v: v is None or (_num(v) and 0 < v <= 1), "in (0, 1]"),
-            ("max_num_seqs", lambda v: v is None or (_int(v) and v >= 1), "at least 1"),
+            ("tensor_parallel_size", lambda v: v is None or positive_int(v), "at least 1"),
+            ("max_model_len", lambda v: v is None or positive_int(v), "at least 1"),
+            ("gpu_memory_utilization", lambda v: v is None or (is_num(v) and 0 < v <= 1), "in (0, 1]"),
+            ("max_num_seqs", lambda v: v is None or positive_int(v), "at least 1"),
             ("limit_mm_per_prompt", lambda v: v is None or (isinstance(v, dict) and all(
-                isinstance(k, str) and _int(n) and n >= 0 for k, n in v.items())), 'a mapping like {"image": 1}'),
+                isinstance(k, str) and is_int(n) and n >= 0 for k, n in v.items())), 'a mapping like {"image": 1}'),
             ("mm_processor_kwargs", lambda v: v is None or isinstance(v, dict), "a mapping"),
             ("tokenizer_mode", lambda v: v is None or v in TOKENIZER_MODES, f"one of {', '.join(TOKENIZER_MODES)}"),
             ("enforce_eager", lambda v: isinstance(v, bool), "true or false"),
             ("trust_remote_code", lambda v: isinstance(v, bool), "true or false"),
             ("group_by_length", lambda v: isinstance(v, bool), "true or false"),
-        ):
-            value = getattr(self, key)
-            if not ok(value):
-                raise UserError(f"--{_flag(key)} must be {what} (got {value!r})")
+        ))
         if self.dtype not in DTYPES:
             raise UserError(f"unknown --dtype {self.dtype!r} (auto, float32, float16, bfloat16)")
         if self.device_map is not None and self.device not in ("auto",):
@@ -123,15 +111,3 @@ class EvalOptions:
 
             out["api"] = ChatOptions.parse(self.api, "--api options").record()
         return out
-
-
-def _flag(key: str) -> str:
-    return key.replace("_", "-")
-
-
-def _int(v) -> bool:
-    return type(v) is int
-
-
-def _num(v) -> bool:
-    return type(v) in (int, float)

@@ -115,10 +115,7 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
     point several runs at one folder to share answers across runs). Returns an
     EvalSummary; failed items do not raise (summary.failed, summary.exit_code). Bad input
     raises UserError."""
-    if options is None:
-        options = EvalOptions.from_mapping(kwargs)
-    elif kwargs:
-        raise TypeError("run_eval: pass options or keywords, not both")
+    options = EvalOptions.of(options, kwargs, "run_eval")
     options.check()
     backend, name, scenarios = options.backend, options.name, options.scenarios
     rd = RunDir(run)

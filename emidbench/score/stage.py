@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -49,30 +48,32 @@ from emidbench.rundir.answers import read_answers
 from emidbench.rundir.metrics import METRIC_COLUMNS
 from emidbench.rundir.records import ScoreRecord
 from emidbench.score.estimator import SHARED_DIR, mode_of
+from emidbench.score.options import ScoreOptions
 
 JUDGE_RETRIES = 2  # extra asks for a reply that failed or did not parse
 ORDERS = ("reference-first", "model-first")
 
 
-def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: str | None = None,
-              text_encoder: str | None = None, estimator: str = "shared", judge: str | None = None,
-              debias: bool = False, id_scenario: str | None = None, entropy_scaler: float | None = None,
-              bootstrap: int = 0, seed: int = 0, judge_base_url: str | None = None,
-              judge_api_key_env: str = "OPENAI_API_KEY", judge_rules: str | None = None, concurrency: int = 4,
-              estimator_ensemble: int = 1, console=None, judge_api: dict | None = None) -> Path:
-    """Score one model's answers in RUN; returns the path of metrics.csv. `estimator`:
-    shared (default), refit, fit-per-model or a checkpoint path (score/estimator.py).
-    judge_api: the openai judge's ChatOptions (api_type, api_version, organization,
-    headers, timeout, retries; common/chat.py)."""
+def run_score(run: Path, model: str, options: ScoreOptions | None = None, console=None, **kwargs) -> Path:
+    """Score one model's answers in RUN; returns the path of metrics.csv. options: a
+    ScoreOptions, or its fields as keywords (embedder="paper", bootstrap=1000, ...; see
+    score/options.py). options.estimator: shared (default), refit, fit-per-model or a
+    checkpoint path (score/estimator.py)."""
     from emidbench.embedders import make_embedder
     from emidbench.embedders.cache import EmbeddingCache
 
+    options = ScoreOptions.of(options, kwargs, "run_score")
+    options.check()
+    o = options
+    embedder, vision_encoder, text_encoder, estimator, judge = \
+        o.embedder, o.vision_encoder, o.text_encoder, o.estimator, o.judge
+    debias, entropy_scaler, bootstrap, seed = o.debias, o.entropy_scaler, o.bootstrap, o.seed
+    judge_rules, estimator_ensemble = o.judge_rules, o.estimator_ensemble
     say = (lambda m: console.print(m, highlight=False, soft_wrap=True)) if console else (lambda m: None)
-    check_options(bootstrap, concurrency, entropy_scaler, estimator, estimator_ensemble)
 
     rd = RunDir(run)
     manifest = rd.read_manifest()
-    id_name = id_scenario or manifest.id_scenario
+    id_name = o.id_scenario or manifest.id_scenario
     manifest.get(id_name)  # exists, or one clear line listing the names
     if not model or not rd.responses_dir(model).is_dir() or Path(model).name != model or model == SHARED_DIR:
         have = ", ".join(rd.models()) or "none"
@@ -102,8 +103,7 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
         from emidbench.score.judges.protocol import Rules
 
         rules = Rules(judge_rules)
-        the_judge = make_judge(judge, base_url=judge_base_url, api_key_env=judge_api_key_env,
-                               concurrency=concurrency, api=judge_api)
+        the_judge = make_judge(judge, o.judge_options())
         if judge_only and str(judge).partition(":")[0] == "offline":
             notes.append(f"{judge_only} change nothing with the offline judge: it scores word overlap with the "
                          "reference, reads no prompt wording and has no position bias")
@@ -112,7 +112,7 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
     for note in notes:
         say(f"score: note: {note}")
 
-    emb = make_embedder(embedder, vision_encoder=vision_encoder, text_encoder=text_encoder)
+    emb = make_embedder(embedder, o.embedder_options())
     if embedder != "paper" and (vision_encoder or text_encoder):
         say(f"score: --vision-encoder / --text-encoder are for the paper embedder; {embedder} ignores them")
     if club is not None and (club.x_dim, club.y_dim) != (emb.dim, emb.dim):
@@ -199,19 +199,20 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
     return path
 
 
-def fit_shared_estimator(run: Path, models: list[str], embedder: str = "offline", vision_encoder: str | None = None,
-                         text_encoder: str | None = None, seed: int = 0, estimator_ensemble: int = 1,
-                         console=None) -> dict:
+def fit_shared_estimator(run: Path, models: list[str], options: ScoreOptions | None = None, console=None,
+                         **kwargs) -> dict:
     """Fit the run's shared estimator on these models' answers (what `emidbench run` does
     once every model is evaluated); returns its record (RUN/scores/_estimator/estimator.json)."""
     from emidbench.embedders import make_embedder
     from emidbench.embedders.cache import EmbeddingCache
     from emidbench.score import estimator as est
 
+    options = ScoreOptions.of(options, kwargs, "fit_shared_estimator")
+    options.check()
     say = (lambda m: console.print(m, highlight=False, soft_wrap=True)) if console else (lambda m: None)
     rd = RunDir(run)
     manifest = rd.read_manifest()
-    emb = make_embedder(embedder, vision_encoder=vision_encoder, text_encoder=text_encoder)
+    emb = make_embedder(options.embedder, options.embedder_options())
     cache = EmbeddingCache(rd.cache / "embeddings", emb,
                            progress=lambda what, done, total: say(f"  embedded {done}/{total} {what}"))
     per_model = {}
@@ -219,23 +220,8 @@ def fit_shared_estimator(run: Path, models: list[str], embedder: str = "offline"
         its = _aligned_items(rd, manifest, m)[0]
         per_model[m] = (its, _embed(rd, manifest, its, cache, say))
     say(f"estimator: fitting the run's shared estimator on the answers of {', '.join(sorted(per_model))}")
-    rec = est.fit_shared(rd.root / "scores", per_model, emb.identity, seed, estimator_ensemble, say)
+    rec = est.fit_shared(rd.root / "scores", per_model, emb.identity, options.seed, options.estimator_ensemble, say)
     return rec
-
-
-def check_options(bootstrap, concurrency, entropy_scaler, estimator="shared", estimator_ensemble=1) -> None:
-    """The options' values and ranges (also checked by `emidbench run` before any stage)."""
-    if type(estimator_ensemble) is not int or estimator_ensemble < 1:
-        raise UserError(f"--estimator-ensemble must be a positive number of estimators (got {estimator_ensemble})")
-    if estimator_ensemble > 1 and mode_of(str(estimator)) == "path":
-        raise UserError(f"--estimator-ensemble fits estimators with other seeds; the checkpoint {estimator} is one "
-                        "fixed estimator (use --estimator shared, refit or fit-per-model)")
-    if bootstrap < 0:
-        raise UserError(f"--bootstrap must be 0 (none) or a number of resamples (got {bootstrap})")
-    if concurrency < 1:
-        raise UserError(f"--concurrency must be at least 1 (got {concurrency})")
-    if entropy_scaler is not None and not (math.isfinite(entropy_scaler) and entropy_scaler > 0):
-        raise UserError(f"--entropy-scaler must be a positive number (got {entropy_scaler})")
 
 
 # --------------------------------------------------------------------------- items

@@ -43,14 +43,30 @@ PIXEL = "pixel"
 DEFAULT_EMBEDDER = "pixel (16x16 thumbnail + 8-bin RGB histogram)"
 
 
-def split_embedder(name: str | None, **options):
+# What the split's embedder may be given. It embeds images only: a text_encoder (a run
+# config shared with score may name one) is never loaded.
+SPLIT_OPTIONS = ("vision_encoder", "text_encoder", "device")
+
+
+def split_embedder(name: str | None, options: dict | None = None):
     """The embedder called `name`: `pixel` (None, the built-in proxy) or a score-stage
-    embedder (`paper`, `offline`) built with `options` (vision_encoder, ...), for images only."""
+    embedder (`paper`, `offline`) built with `options` (vision_encoder, device), for images only."""
+    options = check_split_options(options)
     if check_split_embedder(name) == PIXEL:
         return None
-    from emidbench.embedders import make_embedder
+    from emidbench.embedders import EmbedderOptions, make_embedder
 
-    return make_embedder(name, **options, images_only=True)  # the split embeds images only
+    return make_embedder(name, EmbedderOptions(**options, images_only=True))  # the split embeds images only
+
+
+def check_split_options(options) -> dict:
+    if not isinstance(options or {}, dict):
+        raise UserError(f"split_options must be a mapping (vision_encoder, device), not {options!r}")
+    for key in options or {}:
+        if key not in SPLIT_OPTIONS:
+            raise UserError(f"split_options: unknown key {key!r} (the split embeds images: "
+                            f"{', '.join(SPLIT_OPTIONS)})")
+    return dict(options or {})
 
 
 def check_split_embedder(name: str | None) -> str:

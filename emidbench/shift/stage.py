@@ -204,9 +204,7 @@ def _split_embedder(split_embedder, split_options):
         return split_embedder
     from emidbench.shift.split import split_embedder as named_embedder
 
-    if not isinstance(split_options or {}, dict):
-        raise UserError(f"split_options must be a mapping (vision_encoder, text_encoder), not {split_options!r}")
-    return named_embedder(split_embedder, **(split_options or {}))
+    return named_embedder(split_embedder, split_options)
 
 
 def _images_and_questions(work: ImageWork, texts: Questions, index: ImageIndex) -> dict:

@@ -8,15 +8,33 @@ stage caches each reply as it arrives, so a run stopped half-way keeps what it g
 A judge with `deterministic = True` (greedy, offline) is not asked again after an
 unparsable reply: it would only repeat itself.
 
-JUDGES maps the part of `--judge` before the colon to a factory called as
-factory(arg, **options): `openai:<model>`, `hf:<id or path>`, `offline`.
+JUDGES maps the part of `--judge` before the colon to a class built as cls(arg, options)
+with one JudgeOptions (below): `openai:<model>`, `hf:<id or path>`, `offline`; each reads
+the fields it has a use for.
 """
 
+from dataclasses import dataclass
 from typing import ClassVar, Iterator, Protocol
 
 from emidbench.common.registry import Registry
 
 JUDGES: Registry = Registry("judge", plugins=[f"emidbench.score.judges.{m}" for m in ("hf", "offline", "openai")])
+
+
+@dataclass(frozen=True)
+class JudgeOptions:
+    """What a judge is built with (ScoreOptions.judge_options())."""
+
+    max_tokens: int | None = None  # the reply's length limit (None: the judge's own default)
+    # openai
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"  # the variable holding the key, never the key
+    api: dict | None = None  # ChatOptions: api_type, api_version, organization, headers, timeout, retries
+    concurrency: int = 4  # requests in flight
+    # hf
+    batch_size: int = 8  # prompts per generate call
+    device: str = "auto"
+    dtype: str = "auto"
 
 
 class Judge(Protocol):
@@ -51,8 +69,8 @@ def check_judge_spec(spec: str) -> None:
     raise UserError(f"unknown judge {str(spec)!r} ({guess}a judge is openai:<model>, hf:<id or path> or offline)")
 
 
-def make_judge(spec: str, **options):
-    """`openai:gpt-4o` -> JUDGES["openai"]("gpt-4o", **options)."""
+def make_judge(spec: str, options: JudgeOptions | None = None, **fields):
+    """`openai:gpt-4o` -> JUDGES["openai"]("gpt-4o", options); `options` or its fields as keywords."""
     check_judge_spec(spec)
     kind, _, arg = str(spec).partition(":")
-    return JUDGES.get(kind)(arg, **options)
+    return JUDGES.get(kind)(arg, options if options is not None else JudgeOptions(**fields))

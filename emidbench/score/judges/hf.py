@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import Iterator
 
 from emidbench.common.errors import UserError
-from emidbench.score.judges import JUDGES, Judge
+from emidbench.score.judges import JUDGES, Judge, JudgeOptions
 from emidbench.score.judges.protocol import JudgePrompt
+
+MAX_NEW_TOKENS = 256  # a review is two scores and a few sentences
 
 
 @JUDGES.register("hf", "hf:<id or path>: a local chat LLM through transformers (batched greedy)")
 class HFJudge(Judge):
     deterministic = True  # greedy: asking again gives the same reply, so no retries
 
-    def __init__(self, model: str, batch_size: int = 8, max_new_tokens: int = 256, device: str = "auto",
-                 dtype: str = "auto", **_):
+    def __init__(self, model: str, options: JudgeOptions = JudgeOptions()):
         from transformers import AutoConfig, AutoTokenizer
 
         from emidbench.common.hf import load_pretrained, resolve_model, weights_fingerprint
@@ -31,13 +32,14 @@ class HFJudge(Judge):
             raise UserError("--judge hf needs a model: hf:<hub id or local path>")
         self.path = resolve_model(model)
         self.model_id = model
-        self.device_option, self.dtype_option = device, dtype
+        self.device_option, self.dtype_option = options.device, options.dtype
+        max_new_tokens = options.max_tokens or MAX_NEW_TOKENS
         self.tok = load_pretrained(AutoTokenizer, self.path, "a tokenizer")
         self.tok.padding_side = "left"  # generation continues every row at the same column
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
         self.model = None  # loaded on the first judgment: a rerun answered from the cache never needs it
-        self.batch_size = batch_size
+        self.batch_size = options.batch_size
         self.max_new_tokens = max_new_tokens
         local = Path(self.path).expanduser()
         if local.is_dir():

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from typing import Iterator
 
-from emidbench.score.judges import JUDGES, Judge
+from emidbench.score.judges import JUDGES, Judge, JudgeOptions
 from emidbench.score.judges.protocol import JudgePrompt
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -33,7 +33,8 @@ def token_f1(answer: str, reference: str) -> float:
 class OfflineJudge(Judge):
     deterministic = True
 
-    def __init__(self, arg: str = "", **_):
+    def __init__(self, arg: str = "", options: JudgeOptions = JudgeOptions()):
+        """The offline judge takes no model and no options (it calls nothing)."""
         self.identity = "offline:token-f1-v1"
 
     def describe(self) -> dict:

@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Iterator
 
 from emidbench.common.errors import UserError
-from emidbench.score.judges import JUDGES, Judge
+from emidbench.score.judges import JUDGES, Judge, JudgeOptions
 from emidbench.score.judges.protocol import JudgePrompt
 
 TEMPERATURE = 0.2
@@ -27,22 +27,21 @@ MAX_TOKENS = 1024
 
 @JUDGES.register("openai", "openai:<model>: LLaVA-Bench's judge protocol over an OpenAI-compatible API")
 class OpenAIJudge(Judge):
-    def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 4, temperature: float = TEMPERATURE, max_tokens: int = MAX_TOKENS,
-                 api=None, **_):
+    def __init__(self, model: str, options: JudgeOptions = JudgeOptions()):
         from emidbench.common.chat import ChatClient, ChatOptions
 
         if not model:
             raise UserError("--judge openai needs a model name: openai:<model>, e.g. openai:gpt-4o")
-        if concurrency < 1:
-            raise UserError(f"--concurrency must be at least 1 (got {concurrency})")
+        if options.concurrency < 1:
+            raise UserError(f"--concurrency must be at least 1 (got {options.concurrency})")
         self.model = model
-        self.client = ChatClient(base_url, api_key_env, ChatOptions.parse(api, "judge api options"),
+        self.client = ChatClient(options.base_url, options.api_key_env,
+                                 ChatOptions.parse(options.api, "judge api options"),
                                  option_prefix="--judge-", model_option="--judge openai:<model>")
-        self.concurrency = concurrency
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.identity = f"openai:{model}@{self.client.url}|temperature={temperature}|max_tokens={max_tokens}"
+        self.concurrency = options.concurrency
+        self.temperature = TEMPERATURE
+        self.max_tokens = options.max_tokens or MAX_TOKENS
+        self.identity = f"openai:{model}@{self.client.url}|temperature={self.temperature}|max_tokens={self.max_tokens}"
 
     def describe(self) -> dict:
         return {"model": self.model, "url": self.client.url, "temperature": self.temperature,
