@@ -115,12 +115,12 @@ def shift(
     bench = load_benchmark(benchmark, name=name, split=split, subset=subset, columns=columns,
                            known_as=known_as, domains=_pairs(domain, "--domain"), size=size)  # --seed: the shifts only
     from emidbench.shift import run_shift
+    from emidbench.shift.options import ShiftOptions
 
-    manifest = run_shift(bench, suite, path, seed=seed, workers=workers, limit=limit,
-                         dry_run=dry_run, translator=translator, split_embedder=split_embedder,
-                         split_options={"vision_encoder": vision_encoder}, split_index=split_index,
-                         similarity_filter=similarity_encoder if similarity_filter else None,
-                         console=out if dry_run else console)
+    options = ShiftOptions(seed=seed, workers=workers, limit=limit, dry_run=dry_run, translator=translator,
+                           split_embedder=split_embedder, split_options={"vision_encoder": vision_encoder},
+                           split_index=split_index, similarity_filter=similarity_encoder if similarity_filter else None)
+    manifest = run_shift(bench, suite, path, options, console=out if dry_run else console)
     if not dry_run:
         out.print(f"{len(manifest.scenarios)} scenarios in {path / 'shifts'}")
 

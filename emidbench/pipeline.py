@@ -20,14 +20,14 @@ from emidbench.rundir import RunDir, model_slug
 from emidbench.rundir.answers import answered
 from emidbench.rundir.records import PipelineRecord
 from emidbench.score.options import ScoreOptions
+from emidbench.shift.options import ShiftOptions
 
 # key -> default; sections are dicts of options passed to the stage functions.
 TOP_KEYS = {
     "out": None, "benchmark": None, "benchmark_options": {}, "suite": "paper-61", "seed": 0,
     "limit": None, "shift": {}, "models": [], "eval": {}, "score": {}, "report": {},
 }
-SHIFT_KEYS = {"workers", "translator", "dry_run", "split_embedder", "split_options", "split_index",
-              "similarity_filter"}
+SHIFT_KEYS = ShiftOptions.names() - {"seed", "limit"}  # the run's `seed` and `limit` are top-level keys
 BENCH_KEYS = {"name", "split", "subset", "columns", "known_as", "domains", "size"}
 EVAL_KEYS = EvalOptions.names()  # every eval option, in a config's `eval:` and `models[i]:`
 REPORT_KEYS: set[str] = set()  # the report stage has no options yet
@@ -112,6 +112,7 @@ def check_values(cfg: dict, where: str) -> None:
         raise UserError(f"{where}: shift.dry_run: `emidbench run` runs every stage; to print the scenario "
                         "table only, use `emidbench shift --dry-run`")
     _check_suite(cfg["suite"], where)
+    _check_options(ShiftOptions, cfg["shift"], where, lambda k: f"shift.{k}", "shift")
     for i, m in enumerate(cfg["models"]):
         _check_model(cfg["eval"], m, where, i)
     _check_score(cfg["score"], where)
@@ -241,37 +242,53 @@ def run_pipeline(cfg: dict, console=None, out=None) -> int:
     """Run every stage not already done; returns the exit status `emidbench eval` alone
     would have had (1: items failed). Failed items do not stop the run: scoring leaves
     them out and the next run asks them again."""
-    from emidbench.benchmarks import load_benchmark
-    from emidbench.eval import run_eval
     from emidbench.report import run_report
-    from emidbench.score import fit_shared_estimator, run_score
-    from emidbench.shift import run_shift
 
     run = RunDir(cfg["out"])
     progress = PipelineRecord.read(run.pipeline_path)
     say = (lambda msg: console.print(msg, highlight=False)) if console else (lambda msg: None)
 
+    shift_fp = _shift_step(cfg, run, progress, say, console)
+    slugs, eval_fps, exit_code = _eval_steps(cfg, run, progress, shift_fp, say, console)
+    estimator_fp = _estimator_step(cfg, run, progress, slugs, say, console)
+    _score_steps(cfg, run, progress, slugs, eval_fps, estimator_fp, say, console)
+    run_report(run.root, models=slugs, console=out or console, **cfg["report"])
+    return exit_code
+
+
+def _shift_step(cfg: dict, run: RunDir, progress: PipelineRecord, say, console) -> str:
+    """The shift stage, unless it completed with these inputs; returns its fingerprint."""
+    from emidbench.benchmarks import load_benchmark
+    from emidbench.shift import run_shift
+
     shift_fp = fingerprint([cfg["benchmark"], cfg["benchmark_options"], cfg["suite"], cfg["seed"],
                              cfg["limit"], cfg["shift"]])
     if progress.is_done("shift", shift_fp) and run.shifts_complete():
         say("shift: complete, skipped")
-    else:
-        bopts = dict(cfg["benchmark_options"])
-        if cfg["suite"] == "released":  # the benchmark's splits are the scenarios (shift --suite released)
-            from emidbench.benchmarks.released import load_scenario_sets
-            from emidbench.shift.released import run_released
+        return shift_fp
+    bopts = dict(cfg["benchmark_options"])
+    if cfg["suite"] == "released":  # the benchmark's splits are the scenarios (shift --suite released)
+        from emidbench.benchmarks.released import load_scenario_sets
+        from emidbench.shift.released import run_released
 
-            if cfg["shift"]:
-                raise UserError(f"suite released takes every scenario as released; shift options "
-                                f"{', '.join(cfg['shift'])} would be ignored")
-            sets = load_scenario_sets(cfg["benchmark"], known_as=bopts.get("known_as"), columns=bopts.get("columns"),
-                                      subset=bopts.get("subset"), limit=cfg["limit"])
-            run_released(sets, run.root, name=bopts.get("name"), console=console)
-        else:
-            bench = load_benchmark(cfg["benchmark"], **bopts)  # the seed: the shifts only, as `shift --seed`
-            run_shift(bench, cfg["suite"], run.root, seed=cfg["seed"], limit=cfg["limit"], console=console,
-                      **cfg["shift"])
-        progress.mark("shift", shift_fp)
+        if cfg["shift"]:
+            raise UserError(f"suite released takes every scenario as released; shift options "
+                            f"{', '.join(cfg['shift'])} would be ignored")
+        sets = load_scenario_sets(cfg["benchmark"], known_as=bopts.get("known_as"), columns=bopts.get("columns"),
+                                  subset=bopts.get("subset"), limit=cfg["limit"])
+        run_released(sets, run.root, name=bopts.get("name"), console=console)
+    else:
+        bench = load_benchmark(cfg["benchmark"], **bopts)  # the seed: the shifts only, as `shift --seed`
+        run_shift(bench, cfg["suite"], run.root, ShiftOptions.from_mapping(
+            {**cfg["shift"], "seed": cfg["seed"], "limit": cfg["limit"]}), console=console)
+    progress.mark("shift", shift_fp)
+    return shift_fp
+
+
+def _eval_steps(cfg: dict, run: RunDir, progress: PipelineRecord, shift_fp: str, say, console):
+    """Each model's eval, unless it completed with these inputs and every question has an
+    answer; returns the models' slugs, {slug: (fingerprint, evaluated now)} and the exit code."""
+    from emidbench.eval import run_eval
 
     slugs, eval_fps = [], {}
     exit_code = 0
@@ -294,23 +311,37 @@ def run_pipeline(cfg: dict, console=None, out=None) -> int:
             if not summary.exit_code:  # not marked: the next run asks the failed items again
                 progress.mark(f"eval:{slug}", eval_fp)
         eval_fps[slug] = (eval_fp, evaluated)
+    return slugs, eval_fps, exit_code
 
-    # One estimator for every model, fitted once all of them have answered (score/estimator.py):
-    # EMID of two models then differs by their answers, not by two fits' noise.
+
+def _estimator_step(cfg: dict, run: RunDir, progress: PipelineRecord, slugs: list, say, console) -> str | None:
+    """One estimator for every model, fitted once all of them have answered (score/estimator.py):
+    EMID of two models then differs by their answers, not by two fits' noise. Returns what
+    identifies it (None: the config asks for another estimator)."""
+    from emidbench.score import fit_shared_estimator
+
+    score_opts = cfg["score"]
+    if str(score_opts.get("estimator", "shared")) not in ("shared", "refit"):
+        return None
+    estimator_fp = fingerprint([{k: score_opts.get(k) for k in ESTIMATOR_KEYS}, cfg["seed"], sorted(slugs),
+                                [_files_digest(run.responses_dir(s).glob("*.jsonl")) for s in sorted(slugs)]])
+    if progress.is_done("estimator", f"{estimator_fp}:{_shared_estimator_digest(run)}"):
+        say("estimator: complete, skipped")
+    else:
+        rec = fit_shared_estimator(run.root, sorted(set(slugs)), ScoreOptions.from_mapping(
+            {k: score_opts[k] for k in ESTIMATOR_KEYS if k in score_opts} | {"seed": cfg["seed"]}), console=console)
+        progress.mark("estimator", f"{estimator_fp}:{rec['sha256']}")
+    return progress.stages["estimator"]  # with the digest: another estimator, another score
+
+
+def _score_steps(cfg: dict, run: RunDir, progress: PipelineRecord, slugs: list, eval_fps: dict,
+                 estimator_fp: str | None, say, console) -> None:
+    """Each model's score, unless its answers, options and estimator are as when it completed."""
+    from emidbench.score import run_score
+
     score_opts = dict(cfg["score"])
-    estimator_fp = None
-    if str(score_opts.get("estimator", "shared")) in ("shared", "refit"):
-        score_opts["estimator"] = "shared"  # fitted here when its inputs change; each score reuses it
-        estimator_fp = fingerprint([{k: score_opts.get(k) for k in ESTIMATOR_KEYS}, cfg["seed"], sorted(slugs),
-                                     [_files_digest(run.responses_dir(s).glob("*.jsonl")) for s in sorted(slugs)]])
-        if progress.is_done("estimator", f"{estimator_fp}:{_shared_estimator_digest(run)}"):
-            say("estimator: complete, skipped")
-        else:
-            rec = fit_shared_estimator(run.root, sorted(set(slugs)), ScoreOptions.from_mapping(
-                {k: score_opts[k] for k in ESTIMATOR_KEYS if k in score_opts} | {"seed": cfg["seed"]}), console=console)
-            progress.mark("estimator", f"{estimator_fp}:{rec['sha256']}")
-        estimator_fp = progress.stages["estimator"]  # with the digest: another estimator, another score
-
+    if estimator_fp is not None:
+        score_opts["estimator"] = "shared"  # fitted by _estimator_step when its inputs change; reused here
     for slug in slugs:
         eval_fp, evaluated = eval_fps[slug]
         score_fp = fingerprint([eval_fp, cfg["score"], cfg["seed"], estimator_fp,
@@ -319,10 +350,9 @@ def run_pipeline(cfg: dict, console=None, out=None) -> int:
                 and run.metrics_path(slug).is_file()):
             say(f"score {slug}: complete, skipped")
         else:
-            run_score(run.root, slug, seed=cfg["seed"], console=console, **score_opts)
+            run_score(run.root, slug, ScoreOptions.from_mapping({**score_opts, "seed": cfg["seed"]}),
+                      console=console)
             progress.mark(f"score:{slug}", score_fp)
-    run_report(run.root, models=slugs, console=out or console, **cfg["report"])
-    return exit_code
 
 
 ESTIMATOR_KEYS = ("embedder", "vision_encoder", "text_encoder", "estimator_ensemble")  # what the shared fit depends on

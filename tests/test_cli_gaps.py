@@ -10,10 +10,9 @@ import json
 import pytest
 import yaml
 from rich.console import Console
-from test_score_stage import make_run as make_scored_run
 
 from emidbench.common.errors import UserError
-from tests.helpers import run_cli
+from tests.helpers import make_answered_run, run_cli
 
 
 def write_config(tmp_path, **changes):
@@ -77,7 +76,7 @@ def test_did_you_mean_for_a_benchmark_and_a_judge(tmp_path):
 def test_debias_and_rules_with_the_offline_judge_are_a_printed_and_recorded_note(tmp_path):
     from emidbench.score import run_score
 
-    run = make_scored_run(tmp_path / "run", n_images=2)
+    run = make_answered_run(tmp_path / "run", n_images=2)
     rules = tmp_path / "rule.json"
     rules.write_text(json.dumps({"conv": {"role": "Assistant", "prompt": "Rate the two answers."}}), encoding="utf-8")
     buf = io.StringIO()
@@ -137,7 +136,7 @@ def test_per_shift_csv_has_the_true_bound_when_it_was_computed(tmp_path):
     from emidbench.report import run_report
     from emidbench.score import run_score
 
-    run = make_scored_run(tmp_path / "run", n_images=2)
+    run = make_answered_run(tmp_path / "run", n_images=2)
     run_score(run, "m", entropy_scaler=2.0)
     run_report(run)
     with open(run / "report" / "m" / "per_shift.csv", newline="", encoding="utf-8") as f:

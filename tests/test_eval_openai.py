@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-from tests.fake_openai import fake_openai  # noqa: F401 - the fixture
 from PIL import Image
 
 from emidbench.common.chat import ChatClient, ChatOptions
@@ -19,6 +18,7 @@ from emidbench.common.errors import UserError
 from emidbench.common.io import read_jsonl
 from emidbench.eval import run_eval
 from emidbench.rundir import RunDir
+from tests.fake_openai import fake_openai  # noqa: F401 - the fixture
 
 KEY = "sk-test-123-very-secret"
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import sample_image
-from tests.families import build
 
 import emidbench.eval.backends.vllm as vllm_backend
 from emidbench.common.errors import UserError
@@ -21,6 +20,7 @@ from emidbench.eval.backends import Request
 from emidbench.eval.backends.vllm import VLLMBackend, normalise_dtype
 from emidbench.eval.options import EvalOptions
 from emidbench.rundir import RunDir
+from tests.families import build
 
 
 class StandInApi:

@@ -19,8 +19,6 @@ import sys
 
 import pytest
 from conftest import sample_image
-from tests.families import FAMILIES, build
-from tests.helpers import REPO
 
 from emidbench.common.io import read_jsonl
 from emidbench.eval import run_eval
@@ -28,6 +26,8 @@ from emidbench.eval.backends import Request
 from emidbench.eval.backends.hf import HFBackend
 from emidbench.eval.options import EvalOptions
 from emidbench.rundir import RunDir
+from tests.families import FAMILIES, build
+from tests.helpers import REPO
 
 NAMES = list(FAMILIES)
 QUESTIONS = ["What color is the circle?", "How many shapes are in the image?"]

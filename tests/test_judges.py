@@ -12,9 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.fake_openai import fake_openai  # noqa: F401 - the fixture
-from tests.helpers import reference_dir
-from tests.test_score_stage import make_run, quiet
 
 from emidbench.common.errors import UserError
 from emidbench.common.io import read_jsonl
@@ -30,6 +27,8 @@ from emidbench.score.judges.protocol import (
     context_kind,
     parse_scores,
 )
+from tests.fake_openai import fake_openai  # noqa: F401 - the fixture
+from tests.helpers import build_tiny_llama, make_answered_run, quiet_console, reference_dir
 
 KEY = "sk-judge-test-secret-42"
 
@@ -215,7 +214,7 @@ def _all_bytes(root: Path) -> bytes:
 
 
 def test_openai_judge_scores_caches_and_never_writes_the_key(tmp_path, judge_server):
-    run = make_run(tmp_path / "run", n_images=2, drop={"bench_typo": [0]})
+    run = make_answered_run(tmp_path / "run", n_images=2, drop={"bench_typo": [0]})
     rows = _rows(_openai(run, judge_server))
     n_prompts = 6 + 6 + 5
     assert calls(judge_server) == n_prompts
@@ -261,7 +260,7 @@ def _set_answer(run, scenario, qid, text):
 
 
 def test_failed_replies_are_retried_then_excluded_and_counted(tmp_path, judge_server):
-    run = make_run(tmp_path / "run", n_images=2)
+    run = make_answered_run(tmp_path / "run", n_images=2)
     _set_answer(run, "bench", 1, "GARBLE forever")
     _set_answer(run, "bench", 2, "FLAKY but fine in the end")
     rows = _rows(_openai(run, judge_server))
@@ -280,7 +279,7 @@ def test_failed_replies_are_retried_then_excluded_and_counted(tmp_path, judge_se
 
 def test_debias_judges_both_orders_and_averages(tmp_path, judge_server):
     judge_server.bias = 1  # the judge favours Assistant 1
-    run = make_run(tmp_path / "run", n_images=1)
+    run = make_answered_run(tmp_path / "run", n_images=1)
     plain = _rows(_openai(run, judge_server))
     assert calls(judge_server) == 9
     answers = {a["question_id"]: a["text"] for a in read_jsonl(RunDir(run).responses_path("m", "bench"))}
@@ -305,7 +304,7 @@ def test_debias_judges_both_orders_and_averages(tmp_path, judge_server):
 
 
 def test_endpoint_down_keeps_what_was_written(tmp_path, judge_server):
-    run = make_run(tmp_path / "run", n_images=2)
+    run = make_answered_run(tmp_path / "run", n_images=2)
     _openai(run, judge_server)
     out = run / "scores" / "m"
     before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
@@ -329,7 +328,7 @@ def test_endpoint_down_keeps_what_was_written(tmp_path, judge_server):
 
 
 def test_judge_spec_errors(tmp_path):
-    run = make_run(tmp_path / "run", n_images=1)
+    run = make_answered_run(tmp_path / "run", n_images=1)
     with pytest.raises(UserError, match="unknown judge 'gpt'"):
         run_score(run, "m", judge="gpt")
     with pytest.raises(UserError, match="needs a model name"):
@@ -349,20 +348,20 @@ def test_offline_judge_is_position_blind_and_runs_end_to_end(tmp_path):
     q = build_prompt(Rules(), "ctx", "Q?", "the red dog sat", "the red cat sat", "conv", reference_slot=2)
     assert parse_scores(judge.reply(p)) == (10.0, 7.8)  # F1 = 0.75 -> 1 + 9 * 0.75 = 7.75 -> 7.8
     assert parse_scores(judge.reply(q)) == (7.8, 10.0)
-    run = make_run(tmp_path / "run", n_images=2)
+    run = make_answered_run(tmp_path / "run", n_images=2)
     rows = _rows(run_score(run, "m", judge="offline", bootstrap=50))
     debiased = _rows(run_score(run, "m", judge="offline", debias=True, bootstrap=50))
     for name in rows:
         assert rows[name]["rp_score"] == debiased[name]["rp_score"]
         assert float(rows[name]["rp_lo"]) <= float(rows[name]["rp_score"]) <= float(rows[name]["rp_hi"])
-    # Less faithful answers in the more shifted scenarios (make_run): a lower score.
+    # Less faithful answers in the more shifted scenarios (make_answered_run): a lower score.
     assert float(rows["bench"]["rp_score"]) > float(rows["bench_typo"]["rp_score"])
 
 
 def test_a_damaged_judge_cache_entry_is_judged_again_not_an_error(tmp_path):
     """Like the response cache: a damaged entry is a miss, judged again and rewritten;
     the scores are those of the intact cache."""
-    run = make_run(tmp_path / "run", n_images=2)
+    run = make_answered_run(tmp_path / "run", n_images=2)
     out, cache = run / "scores" / "m", run / "cache" / "judge"
     run_score(run, "m", judge="offline")
     intact = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.suffix in (".csv", ".jsonl")}
@@ -378,39 +377,12 @@ def test_a_damaged_judge_cache_entry_is_judged_again_not_an_error(tmp_path):
     for path, data in zip(damaged, damage, strict=True):
         path.write_bytes(data)
 
-    console, buf = quiet()
+    console, buf = quiet_console()
     run_score(run, "m", judge="offline", console=console)
     said = buf.getvalue()
     assert "judging 6 prompts (12 from the cache)" in said and "judge offline: 6 new judgments; 0 items" in said
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.suffix in (".csv", ".jsonl")} == intact
     assert {p: p.read_bytes() for p in sorted(cache.rglob("*.json"))} == entries  # rewritten as they were
-
-
-CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} {% endfor %}"
-                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
-
-
-def build_tiny_llama(path):
-    import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    words = "<pad> <unk> <s> </s> <|system|> <|user|> <|assistant|> the a answer image is of and assistant".split()
-    vocab = {w: i for i, w in enumerate(words)}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.normalizer = normalizers.Lowercase()
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-                                  eos_token="</s>", chat_template=CHAT_TEMPLATE)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
-                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                                         max_position_embeddings=2048, pad_token_id=0, bos_token_id=2,
-                                         eos_token_id=3))
-    model.generation_config.pad_token_id = 0
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
 
 
 def test_hf_judge_garbage_replies_are_failed_items(tmp_path):
@@ -423,7 +395,7 @@ def test_hf_judge_garbage_replies_are_failed_items(tmp_path):
     assert [dict(judge.judge([p]))[0] for p in prompts] == [replies[i] for i in range(3)]
     assert all(parse_scores(r) is None for r in replies.values())
 
-    run = make_run(tmp_path / "run", n_images=1, scenarios=("bench", "bench_blur"))
+    run = make_answered_run(tmp_path / "run", n_images=1, scenarios=("bench", "bench_blur"))
     rows = _rows(run_score(run, "m", judge=f"hf:{path}"))
     assert rows["bench"]["judge_n"] == "0" and rows["bench"]["judge_failed"] == "3"
     assert rows["bench"]["rp_score"] == "" and rows["bench"]["emi"] != ""

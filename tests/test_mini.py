@@ -29,8 +29,8 @@ import pytest
 from scipy import ndimage
 
 from emidbench.benchmarks import load_benchmark, mini
-from emidbench.common.images import decode_image
 from emidbench.common.errors import UserError
+from emidbench.common.images import decode_image
 from emidbench.rundir import RunDir
 from tests.helpers import REPO, run_cli
 

@@ -13,10 +13,6 @@ import sys
 import time
 
 import pytest
-from tests.helpers import REPO, run_cli
-from tests.test_judges import build_tiny_llama
-from tests.test_score_stage import make_run as make_scored_run
-from tests.transformers_serve import TransformersServe, free_port
 
 from emidbench.common.errors import UserError
 from emidbench.common.hf import resolve_model
@@ -24,6 +20,8 @@ from emidbench.common.io import read_jsonl
 from emidbench.eval import run_eval
 from emidbench.rundir import RunDir
 from emidbench.score import run_score
+from tests.helpers import REPO, build_tiny_llama, make_answered_run, run_cli
+from tests.transformers_serve import TransformersServe, free_port
 
 FAST = {"retries": 1, "timeout": 120}  # one retry: the client's first backoff is 0.5 s
 
@@ -116,7 +114,7 @@ def test_a_random_tiny_judges_unparsable_replies_are_failed_and_excluded(tmp_pat
     from emidbench.embedders import make_embedder
     from emidbench.score.club import CLUB, save_club
 
-    run = make_scored_run(tmp_path / "run", n_images=1, scenarios=("bench", "bench_blur"))
+    run = make_answered_run(tmp_path / "run", n_images=1, scenarios=("bench", "bench_blur"))
     # The estimator is not what this test is about: a saved (untrained) one skips the fit.
     dim = make_embedder("offline").dim
     torch.manual_seed(0)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from tests.helpers import run_cli
 
 MODEL = "tiny-llava"

@@ -6,7 +6,6 @@ import json
 import pickle
 
 import pytest
-from tests.helpers import make_llava_folder, photo_like, reference_dir, run_cli, write_jsonl
 
 from emidbench.benchmarks import load_benchmark
 from emidbench.benchmarks.released import load_scenario_sets
@@ -15,6 +14,7 @@ from emidbench.common.io import read_jsonl
 from emidbench.eval import import_responses
 from emidbench.rundir import RunDir
 from emidbench.shift.released import run_released
+from tests.helpers import make_llava_folder, photo_like, reference_dir, run_cli, write_jsonl
 
 MODEL = "llava-v1.5-13b"
 SYNTHETIC = "changdae/llavabench-shift-synthetic-v1"

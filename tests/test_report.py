@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.helpers import REPO, photo_like, run_cli
 from PIL import Image, ImageFilter
 from scipy import stats
 
@@ -28,6 +27,7 @@ from emidbench.report import run_report
 from emidbench.rundir import RunDir
 from emidbench.rundir.manifest import Manifest, ScenarioEntry, ShiftSpec
 from emidbench.score import run_score
+from tests.helpers import REPO, photo_like, run_cli
 
 # The columns issue 7 asks for, spelled out (not imported) so a change to them fails here.
 PER_SHIFT = ("scenario family modality visual_shift visual_severity text_shift text_severity n emi emi_lo emi_hi "

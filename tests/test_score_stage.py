@@ -4,113 +4,23 @@ outputs and their determinism, the bad inputs."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import random
 import shutil
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
-from rich.console import Console
 
 from emidbench.common.errors import UserError
 from emidbench.rundir import RunDir
-from emidbench.rundir.manifest import Manifest, ScenarioEntry, ShiftSpec
 from emidbench.rundir.metrics import METRIC_COLUMNS
 from emidbench.score import run_score
-from tests.helpers import photo_like
-
-CATS = ("conv", "detail", "complex")
-QUESTIONS = {"conv": "What color is the largest object in the image?",
-             "detail": "Describe the image in detail.",
-             "complex": "What might happen next in this scene, and why?"}
-NOUNS = ["cat", "dog", "bus", "kite", "tree", "boat", "pizza", "clock"]
-COLORS = ["red", "blue", "green", "yellow", "white", "black", "orange", "purple"]
-
-
-def _context(i: int) -> str:
-    caps = "\n".join(f"A {COLORS[(i + k) % 8]} {NOUNS[i % 8]} next to a {NOUNS[(i + k + 1) % 8]}." for k in range(5))
-    boxes = "\n".join(f"{NOUNS[(i + k) % 8]}: [{0.1 * k:.2f}, 0.2, {0.1 * k + 0.3:.2f}, 0.7]" for k in range(2))
-    return f"{caps}\n\n{boxes}"
-
-
-def _reference(i: int, cat: str) -> str:
-    return (f"The image shows a {COLORS[i % 8]} {NOUNS[i % 8]} near a {NOUNS[(i + 3) % 8]}. "
-            f"For the {cat} question: it is {COLORS[(i + 2) % 8]} and the scene is calm.")
-
-
-def _answer(i: int, cat: str, scenario: int) -> str:
-    # Worse (further from the reference) the more shifted the scenario.
-    good = _reference(i, cat).split()
-    rng = random.Random(1000 * scenario + 10 * i + CATS.index(cat))
-    words = [w if rng.random() > 0.25 * scenario else rng.choice(NOUNS + COLORS) for w in good]
-    return " ".join(words)
-
-
-def make_run(root, n_images: int = 4, model: str = "m", scenarios=("bench", "bench_blur", "bench_typo"),
-             drop: dict | None = None, fail: dict | None = None, shuffle: bool = True):
-    """RUN/shifts (manifest, scenario files, images) + RUN/responses/<model>/: n_images
-    images x 3 questions per scenario; scenario 1 blurs the images, scenario 2 garbles
-    the questions. drop/fail: scenario -> question ids with no answer / a failed one."""
-    drop, fail = drop or {}, fail or {}
-    rd = RunDir(root)
-    entries = []
-    for s_idx, name in enumerate(scenarios):
-        records, answers = [], []
-        for i in range(n_images):
-            img = Image.open(io.BytesIO(photo_like(i, size=(64, 48))))
-            if s_idx == 1:
-                img = img.filter(ImageFilter.GaussianBlur(2.5))
-            buf = io.BytesIO()
-            img.save(buf, format="PNG")
-            image = rd.put_image(buf.getvalue(), "png")
-            for cat in CATS:
-                qid = 3 * i + CATS.index(cat)
-                text = QUESTIONS[cat] if s_idx != 2 else QUESTIONS[cat].replace("e", "r").replace("o", "p")
-                records.append({"question_id": qid, "image": image, "text": text, "category": cat,
-                                "reference": _reference(i, cat), "context": _context(i)})
-                if qid in drop.get(name, ()):
-                    continue
-                meta = {"scenario": name}
-                if qid in fail.get(name, ()):
-                    meta["error"] = "generation failed"
-                answers.append({"question_id": qid, "prompt": text, "answer_id": f"a{qid}",
-                                "text": "" if "error" in meta else _answer(i, cat, s_idx),
-                                "model_id": model, "metadata": meta})
-        rd.write_scenario(name, records)
-        if shuffle:  # alignment is by question_id, never by line
-            random.Random(s_idx).shuffle(answers)
-        path = rd.responses_path(model, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps(a) + "\n" for a in answers), encoding="utf-8")
-        is_id = s_idx == 0
-        entries.append(ScenarioEntry(name, "id" if is_id else "synthetic",
-                                     "none" if is_id else ("visual" if s_idx == 1 else "text"),
-                                     ShiftSpec("defocus_blur", 3) if s_idx == 1 else None,
-                                     ShiftSpec("KeyboardAug", 1) if s_idx == 2 else None,
-                                     len(records), f"{name}.jsonl"))
-    rd.write_manifest(Manifest("test", "bench", 0, scenarios[0], entries))
-    return root
-
-
-def read_metrics(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    return rows
-
-
-def quiet():
-    buf = io.StringIO()
-    return Console(file=buf, width=200), buf
-
+from tests.helpers import make_answered_run, quiet_console, read_metrics
 
 # --------------------------------------------------------------------------- end to end
 
 def test_score_end_to_end_with_fitted_estimator(tmp_path):
-    run = make_run(tmp_path / "run", drop={"bench_blur": [1, 7]}, fail={"bench_typo": [4]})
-    console, log = quiet()
+    run = make_answered_run(tmp_path / "run", drop={"bench_blur": [1, 7]}, fail={"bench_typo": [4]})
+    console, log = quiet_console()
     path = run_score(run, "m", estimator="fit-per-model", console=console)
     assert path == run / "scores" / "m" / "metrics.csv"
     header = path.read_text().splitlines()[0].split(",")
@@ -160,7 +70,7 @@ def test_score_end_to_end_with_fitted_estimator(tmp_path):
 
     # A rerun: nothing embedded again, byte-identical outputs.
     before = {p: (run / "scores" / "m" / p).read_bytes() for p in ("metrics.csv", "score.json", "club.pt")}
-    console2, log2 = quiet()
+    console2, log2 = quiet_console()
     run_score(run, "m", estimator="fit-per-model", console=console2)
     assert "0 new embeddings" in log2.getvalue()
     for p, data in before.items():
@@ -179,7 +89,7 @@ def test_score_with_a_saved_estimator_and_id_override(tmp_path):
 
     from emidbench.score.club import CLUB, save_club
 
-    run = make_run(tmp_path / "run", n_images=3)
+    run = make_answered_run(tmp_path / "run", n_images=3)
     torch.manual_seed(0)
     save_club(CLUB(256, 256, 64), tmp_path / "club.pt")
     run_score(run, "m", estimator=str(tmp_path / "club.pt"), id_scenario="bench_blur", entropy_scaler=2.0)
@@ -200,12 +110,12 @@ def test_score_with_a_saved_estimator_and_id_override(tmp_path):
 
 def test_score_with_the_paper_embedder_on_tiny_encoders(tmp_path):
     import torch
-    from test_embedders import build_tiny_clip_vision, build_tiny_xlmr
 
     from emidbench.score.club import CLUB, save_club
+    from tests.test_embedders import build_tiny_clip_vision, build_tiny_xlmr
 
     vision, text = build_tiny_clip_vision(tmp_path / "clip"), build_tiny_xlmr(tmp_path / "xlmr")
-    run = make_run(tmp_path / "run", n_images=2)
+    run = make_answered_run(tmp_path / "run", n_images=2)
     torch.manual_seed(0)
     save_club(CLUB(16, 16, 32), tmp_path / "club.pt")
     run_score(run, "m", embedder="paper", vision_encoder=str(vision), text_encoder=str(text),
@@ -224,7 +134,7 @@ def test_score_with_the_paper_embedder_on_tiny_encoders(tmp_path):
 # --------------------------------------------------------------------------- bad input
 
 def test_bad_inputs(tmp_path):
-    run = make_run(tmp_path / "run", n_images=2)
+    run = make_answered_run(tmp_path / "run", n_images=2)
     with pytest.raises(UserError, match=r"no scenario 'nope' in this run \(have: bench, bench_blur, bench_typo\)"):
         run_score(run, "m", id_scenario="nope")
     with pytest.raises(UserError, match=r"no answers for model 'other'.*have: m"):
@@ -247,13 +157,13 @@ def test_bad_inputs(tmp_path):
 
 
 def test_missing_image_and_missing_reference(tmp_path):
-    run = make_run(tmp_path / "run", n_images=2)
+    run = make_answered_run(tmp_path / "run", n_images=2)
     rd = RunDir(run)
     records = rd.read_scenario("bench_blur")
     (rd.images / records[0]["image"]).unlink()
     with pytest.raises(UserError, match=r"bench_blur.jsonl: question 0: image .* is missing"):
         run_score(run, "m")
-    run2 = make_run(tmp_path / "run2", n_images=2)
+    run2 = make_answered_run(tmp_path / "run2", n_images=2)
     rd2 = RunDir(run2)
     recs = rd2.read_scenario("bench")
     del recs[2]["reference"]
@@ -263,7 +173,7 @@ def test_missing_image_and_missing_reference(tmp_path):
 
 
 def test_a_scenario_without_answers_gets_an_empty_row(tmp_path):
-    run = make_run(tmp_path / "run", n_images=2)
+    run = make_answered_run(tmp_path / "run", n_images=2)
     RunDir(run).responses_path("m", "bench_typo").unlink()
     rows = {r["scenario"]: r for r in read_metrics(run_score(run, "m"))}
     assert rows["bench_typo"]["n"] == "0" and rows["bench_typo"]["n_missing"] == "6"
@@ -271,7 +181,7 @@ def test_a_scenario_without_answers_gets_an_empty_row(tmp_path):
 
 
 def test_answers_made_with_different_settings_are_named_and_recorded(tmp_path):
-    run = make_run(tmp_path / "run", n_images=2)
+    run = make_answered_run(tmp_path / "run", n_images=2)
     rd = RunDir(run)
     for name in ("bench", "bench_blur", "bench_typo"):  # as `emidbench eval` records them
         path = rd.responses_path("m", name)
@@ -280,7 +190,7 @@ def test_answers_made_with_different_settings_are_named_and_recorded(tmp_path):
         for r in recs:
             r["metadata"].update({"max_new_tokens": tokens, "temperature": 0.0, "system_prompt": None})
         path.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
-    console, buf = quiet()
+    console, buf = quiet_console()
     run_score(run, "m", console=console)
     out = " ".join(buf.getvalue().split())
     assert ("warning: m's answers were generated with different settings (max_new_tokens=48, temperature=0.0, "
@@ -292,7 +202,7 @@ def test_answers_made_with_different_settings_are_named_and_recorded(tmp_path):
     # one setting: no warning
     typo = rd.responses_path("m", "bench_typo")
     typo.write_text(typo.read_text().replace('"max_new_tokens": 32', '"max_new_tokens": 48'))
-    console, buf = quiet()
+    console, buf = quiet_console()
     run_score(run, "m", console=console)
     assert "warning" not in buf.getvalue()
     assert len(json.loads((rd.scores_dir("m") / "score.json").read_text())["generation"]) == 1

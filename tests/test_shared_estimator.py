@@ -13,11 +13,11 @@ import shutil
 import numpy as np
 import pytest
 from rich.console import Console
-from test_score_stage import make_run, read_metrics
 
 from emidbench.common.errors import UserError
 from emidbench.rundir import RunDir
 from emidbench.score import run_score
+from tests.helpers import make_answered_run, read_metrics
 
 
 def add_model(run, source: str, name: str, garble: int):
@@ -34,7 +34,7 @@ def add_model(run, source: str, name: str, garble: int):
         out.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
 
 
-def quiet():
+def quiet_console():
     buf = io.StringIO()
     return Console(file=buf, width=200), buf
 
@@ -44,7 +44,7 @@ def record(run, model):
 
 
 def test_the_shared_estimator_is_fitted_once_and_reused_by_a_second_model(tmp_path):
-    run = make_run(tmp_path / "run", n_images=3)
+    run = make_answered_run(tmp_path / "run", n_images=3)
     add_model(run, "m", "m2", garble=3)
     shared = run / "scores" / "_estimator"
 
@@ -55,7 +55,7 @@ def test_the_shared_estimator_is_fitted_once_and_reused_by_a_second_model(tmp_pa
     assert est["n_reference_pairs"] == 27 and est["n_pairs"] == 27 + 2 * 27
     assert not (run / "scores" / "m" / "club.pt").exists()
 
-    console, log = quiet()
+    console, log = quiet_console()
     run_score(run, "m2", console=console)
     assert (shared / "club.pt").read_bytes() == fitted  # reused, not refitted
     assert "fitting" not in log.getvalue()
@@ -66,7 +66,7 @@ def test_the_shared_estimator_is_fitted_once_and_reused_by_a_second_model(tmp_pa
 
     # A model that answered after the fit: the same estimator, and the record says so.
     add_model(run, "m", "m3", garble=2)
-    console, log = quiet()
+    console, log = quiet_console()
     run_score(run, "m3", console=console)
     assert (shared / "club.pt").read_bytes() == fitted
     assert record(run, "m3")["estimator"]["this_model"] == "not in the fit"
@@ -77,7 +77,7 @@ def test_the_shared_estimator_is_fitted_once_and_reused_by_a_second_model(tmp_pa
         run_score(run, "m", seed=1)
 
     # Asked to refit: fitted on all three now; the models scored with the old one are named.
-    console, log = quiet()
+    console, log = quiet_console()
     run_score(run, "m3", estimator="refit", console=console)
     assert (shared / "club.pt").read_bytes() != fitted
     assert json.loads((shared / "estimator.json").read_text())["models"] == ["m", "m2", "m3"]
@@ -100,7 +100,7 @@ def test_the_shared_estimator_is_fitted_once_and_reused_by_a_second_model(tmp_pa
 
 
 def test_with_one_model_the_shared_estimator_is_the_per_model_one(tmp_path):
-    run = make_run(tmp_path / "run", n_images=2)
+    run = make_answered_run(tmp_path / "run", n_images=2)
     run_score(run, "m")
     shared = read_metrics(run / "scores" / "m" / "metrics.csv")
     run_score(run, "m", estimator="fit-per-model")
@@ -109,7 +109,7 @@ def test_with_one_model_the_shared_estimator_is_the_per_model_one(tmp_path):
 
 
 def test_an_ensemble_widens_the_intervals_and_is_deterministic(tmp_path):
-    run = make_run(tmp_path / "run", n_images=4)
+    run = make_answered_run(tmp_path / "run", n_images=4)
     run_score(run, "m", estimator="fit-per-model", bootstrap=60)
     single = {r["scenario"]: r for r in read_metrics(run / "scores" / "m" / "metrics.csv")}
     run_score(run, "m", estimator="fit-per-model", bootstrap=60, estimator_ensemble=3)
@@ -182,15 +182,15 @@ def test_the_bootstrap_in_one_pass_equals_one_estimate_per_resample():
 def test_the_report_warns_when_models_were_scored_with_different_estimators(tmp_path):
     from emidbench.report import run_report
 
-    run = make_run(tmp_path / "run", n_images=2)
+    run = make_answered_run(tmp_path / "run", n_images=2)
     add_model(run, "m", "m2", garble=3)
     run_score(run, "m")
     run_score(run, "m2")
-    console, log = quiet()
+    console, log = quiet_console()
     run_report(run, console=console)
     assert "different CLUB estimators" not in log.getvalue()
     run_score(run, "m2", estimator="fit-per-model")
-    console, log = quiet()
+    console, log = quiet_console()
     run_report(run, console=console)
     said = " ".join(log.getvalue().split())
     assert "warning: the models were scored with different CLUB estimators" in said and "m2: fitted on m2 alone" in said

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from emidbench.benchmarks.base import Benchmark, Sample
-from emidbench.common.images import decode_image
 from emidbench.common.errors import UserError
+from emidbench.common.images import decode_image
 from emidbench.rundir import RunDir
 from emidbench.shift import load_suite, plan_scenarios, run_shift, visual
 from emidbench.shift.visual import corrupt_image

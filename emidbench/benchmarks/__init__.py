@@ -15,20 +15,23 @@ from emidbench.common.errors import UserError, did_you_mean
 from emidbench.common.images import decode_image, image_format
 from emidbench.common.registry import Registry
 
+# A registered benchmark is a factory called as factory(seed=, size=): generated ones
+# (mini) draw with the seed at the size; the hub-backed ones take no size.
 BENCHMARKS: Registry = Registry("benchmark")
 
 
 @BENCHMARKS.register("mini", "procedurally generated shapes world (offline demo): mini + mini_wild")
-def _mini(seed: int = 0, size: str = "default", **_) -> Benchmark:
+def _mini(seed: int = 0, size: str = "default") -> Benchmark:
     from emidbench.benchmarks.mini import load_mini
 
     return load_mini(seed=seed, size=size)
 
 
 @BENCHMARKS.register("llava-bench", "LLaVA-Bench COCO (ID) + In-the-Wild (natural domain), from the hub")
-def _llava_bench(**_) -> Benchmark:
+def _llava_bench(seed: int = 0, size: str = "default") -> Benchmark:
     from emidbench.benchmarks.hf_dataset import load_hf_dataset
 
+    _fixed_size("llava-bench", size)
     coco = load_hf_dataset("lmms-lab/llava-bench-coco")
     wild = load_hf_dataset("lmms-lab/llava-bench-in-the-wild")
     coco.domains[wild.name] = wild.samples
@@ -36,10 +39,16 @@ def _llava_bench(**_) -> Benchmark:
 
 
 @BENCHMARKS.register("llava-bench-coco", "LLaVA-Bench COCO from the hub (lmms-lab/llava-bench-coco)")
-def _coco(**_) -> Benchmark:
+def _coco(seed: int = 0, size: str = "default") -> Benchmark:
     from emidbench.benchmarks.hf_dataset import load_hf_dataset
 
+    _fixed_size("llava-bench-coco", size)
     return load_hf_dataset("lmms-lab/llava-bench-coco")
+
+
+def _fixed_size(name: str, size: str) -> None:
+    if size != "default":
+        raise UserError(f"--size {size}: benchmark {name} is a released dataset of one size (--size is for mini)")
 
 
 def load_benchmark(

@@ -47,6 +47,7 @@ from emidbench.common.io import atomic_write_json, iter_jsonl, read_json
 from emidbench.rundir import RunDir
 from emidbench.rundir.manifest import Manifest, ScenarioEntry
 from emidbench.shift.images import ImageIndex, ImageWork, image_jobs
+from emidbench.shift.options import ShiftOptions
 from emidbench.shift.plan import check_image_sizes, domain_split, print_plan, scenario_fingerprint, select
 from emidbench.shift.suites import ENGLISH, Suite, load_suite, plan_scenarios
 from emidbench.shift.texts import (
@@ -64,35 +65,22 @@ from emidbench.shift.visual import PNG_ENCODER
 PROGRESS = ".progress.json"
 
 
-def run_shift(
-    benchmark: Benchmark,
-    suite: str | Path | Suite,
-    out: Path,
-    seed: int = 0,
-    workers: int = 1,
-    limit: int | None = None,
-    dry_run: bool = False,
-    translator: str | None = None,
-    split_embedder=None,
-    split_options: dict | None = None,
-    split_index: str | Path | None = None,
-    similarity_filter=None,
-    console=None,
-) -> Manifest:
+def run_shift(benchmark: Benchmark, suite: str | Path | Suite, out: Path, options: ShiftOptions | None = None,
+              console=None, **kwargs) -> Manifest:
     """Write RUN/shifts/ for `benchmark` under `suite` (a built-in name, a YAML path or a
-    Suite); returns the manifest. `split_embedder` ranks a second domain's images for its
+    Suite); returns the manifest. options: a ShiftOptions, or its fields as keywords
+    (seed=1, workers=2, ...; shift/options.py). `split_embedder` ranks a second domain's images for its
     easy/hard split: an embedder object, or a name (`pixel`, the default; `paper`;
     `offline`) built with `split_options`. Everything that can be wrong with the inputs is
     checked before anything is written. `split_index`: the paper's released easy/hard split
     (split.read_split_index) instead of computing one. `similarity_filter`: a sentence
     encoder (hub id or folder, or a text.similarity.SimilarityFilter) for MM_Robustness's
     filter on synonym replacement (text/similarity.py)."""
-    if not isinstance(workers, int) or workers < 1:
-        raise UserError(f"--workers must be a positive integer, not {workers!r}")
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise UserError(f"--limit must be a positive integer, not {limit!r}")
+    o = ShiftOptions.of(options, kwargs, "run_shift")
+    o.check()
+    seed, workers, translator, split_embedder = o.seed, o.workers, o.translator, o.split_embedder
     say = _sayer(console)
-    bench = benchmark.limit(limit)
+    bench = benchmark.limit(o.limit)
     suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
     plans = plan_scenarios(bench, suite_obj)
     samples_of: dict = {None: bench.samples, **bench.domains}
@@ -100,11 +88,7 @@ def run_shift(
     if any(s.splits for s in suite_obj.flatten()) and not bench.domains:
         notes.append(f"natural domain splits skipped: benchmark {bench.name} has no second visual domain "
                      "(attach one with --domain NAME=SPEC)")
-    if isinstance(split_embedder, str):
-        from emidbench.shift.split import check_split_embedder
-
-        check_split_embedder(split_embedder)
-    if dry_run:  # the plan as a run would make it: languages nothing can provide are left out (noted)
+    if o.dry_run:  # the plan as a run would make it: languages nothing can provide are left out (noted)
         plans = translatable(plans, samples_of, parse_translator(translator), notes)[0]
         for n in notes:
             say(f"note: {n}")
@@ -112,10 +96,10 @@ def run_shift(
         return Manifest(suite_obj.name, bench.name, seed, bench.name, [])
 
     # Every check of the inputs before anything is written.
-    paper_split = _paper_split(split_index, plans, bench, notes)
-    sim = _similarity_filter(similarity_filter, plans)
+    paper_split = _paper_split(o.split_index, plans, bench, notes)
+    sim = _similarity_filter(o.similarity_filter, plans)
     check_image_sizes(plans, samples_of)
-    split_embedder = _split_embedder(split_embedder, split_options)
+    split_embedder = _split_embedder(split_embedder, o.split_options)
 
     run = RunDir(out)
     # Languages: the benchmark's translations, else the translator, else skipped (with a note).
@@ -142,10 +126,10 @@ def run_shift(
     _write_scenarios(run, todo, selected, questions, job_of, index, progress, fingerprints, sim)
 
     manifest = _manifest(bench, suite_obj, plans, selected, fingerprints, progress, provenance, sim, seed, run, extra={
-        "source": bench.source, "limit": limit, "notes": notes, "splits": splits,
+        "source": bench.source, "limit": o.limit, "notes": notes, "splits": splits,
         "translator": translator, "translations": provenance, "domains": sorted(bench.domains),
         "image_encoder": PNG_ENCODER,
-        "similarity_filter": filter_record(sim, similarity_filter, plans, progress),
+        "similarity_filter": filter_record(sim, o.similarity_filter, plans, progress),
         "seeds": "image: sha256(seed, image sha256, corruption, severity); text: sha256(seed, scenario, question_id)",
     })
     run.write_manifest(manifest)
