@@ -42,6 +42,22 @@ def _coco(**_) -> Benchmark:
     return load_hf_dataset("lmms-lab/llava-bench-coco")
 
 
+def _register_choice_sets() -> None:
+    """The paper's datasets by name (`emidbench shift --benchmark pacs`), from their hub copies."""
+    from emidbench.benchmarks.choice_sets import CHOICE_SETS
+
+    for s in CHOICE_SETS.values():
+        def load(hub_id=s.hub_id, **_) -> Benchmark:
+            from emidbench.benchmarks.hf_dataset import load_hf_dataset
+
+            return load_hf_dataset(hub_id)
+
+        BENCHMARKS.register(s.name.replace("_", "-"), f"choice task from the hub ({s.hub_id}); licence: {s.licence}")(load)
+
+
+_register_choice_sets()
+
+
 def load_benchmark(
     spec: str,
     *,
