@@ -178,6 +178,26 @@ def test_each_built_in_mapping_loads_a_local_copy_in_its_schema(tmp_path, hub_id
         assert bench.notes == ["1 rows with several labels left out (a choice task needs one; first: row 3)"]
 
 
+def test_a_domainbed_folder_loads_as_vlcs_ships_extracted(tmp_path):
+    # PTeterwak/DomainBed_EasyHard's VLCS.tar.gz, extracted: <domain>/<class>/<image>
+    root = tmp_path / "VLCS"
+    layout = {"Caltech101": {"bird": 2, "car": 1}, "LabelMe": {"car": 1, "person": 2}}
+    for dom, classes in layout.items():
+        for cls, n in classes.items():
+            (root / dom / cls).mkdir(parents=True)
+            for i in range(n):
+                (root / dom / cls / f"{i:03d}.jpg").write_bytes(photo_like(hash((dom, cls, i)) % 1000))
+    (root / "LabelMe" / "car" / "notes.txt").write_text("not an image")
+    (root / ".cache").mkdir()
+    bench = load_benchmark(str(root))
+    assert bench.name == "VLCS" and len(bench.samples) == 6
+    assert {s.choices for s in bench.samples} == {("bird", "car", "person")}
+    assert [(s.question_id, s.reference, s.domain) for s in bench.samples[:3]] == [
+        ("Caltech101/bird/000.jpg", "bird", "Caltech101"), ("Caltech101/bird/001.jpg", "bird", "Caltech101"),
+        ("Caltech101/car/000.jpg", "car", "Caltech101")]
+    assert [s.question_id for s in load_benchmark(str(root)).samples] == [s.question_id for s in bench.samples]
+
+
 def test_offline_a_hub_id_of_a_built_in_mapping_fails_in_one_line(tmp_path):
     for spec in ("flwrlabs/pacs", "pacs"):
         r = run_cli("shift", tmp_path / "run", "-b", spec, "-s", "text-noise",
