@@ -199,12 +199,14 @@ def test_a_domainbed_folder_loads_as_vlcs_ships_extracted(tmp_path):
 
 
 def test_offline_a_hub_id_of_a_built_in_mapping_fails_in_one_line(tmp_path):
-    for spec in ("flwrlabs/pacs", "pacs"):
-        r = run_cli("shift", tmp_path / "run", "-b", spec, "-s", "text-noise",
-                    env={"HF_HOME": str(tmp_path / "hf")})
-        assert r.returncode == 2, r.stderr
-        lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
-        assert len(lines) == 1 and "flwrlabs/pacs" in lines[0] and "Traceback" not in r.stderr
+    r = run_cli("shift", tmp_path / "run", "-b", "flwrlabs/pacs", "-s", "text-noise",
+                env={"HF_HOME": str(tmp_path / "hf")})
+    assert r.returncode == 2, r.stderr
+    lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and "flwrlabs/pacs" in lines[0] and "Traceback" not in r.stderr
+    r = run_cli("shift", tmp_path / "run", "-b", "flwrlabs/pcas", "-s", "text-noise",
+                env={"HF_HOME": str(tmp_path / "hf")})
+    assert r.returncode == 2 and "did you mean 'flwrlabs/pacs'" in r.stderr  # a near miss of a mapped id
 
 
 # --------------------------------------------------------------------------- template

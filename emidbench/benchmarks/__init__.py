@@ -1,7 +1,7 @@
 """Benchmark loaders: one per source, each returning a Benchmark (see base.py).
 
 `load_benchmark(spec)` resolves, in order: a registered name (`mini`, `llava-bench`,
-`pacs`, ...), a local folder in LLaVA's eval layout, a folder in DomainBed's
+...), a local folder in LLaVA's eval layout, a folder in DomainBed's
 <domain>/<class>/<image> layout (a classification task), a local `datasets` folder, a
 .jsonl or .parquet file, and finally a Hugging Face hub dataset id (optionally `hf:<id>`).
 Second visual domains (for natural shifts) are attached with `domains={name: spec}`.
@@ -41,22 +41,6 @@ def _coco(**_) -> Benchmark:
     from emidbench.benchmarks.hf_dataset import load_hf_dataset
 
     return load_hf_dataset("lmms-lab/llava-bench-coco")
-
-
-def _register_choice_sets() -> None:
-    """The paper's datasets by name (`emidbench shift --benchmark pacs`), from their hub copies."""
-    from emidbench.benchmarks.choice_sets import CHOICE_SETS
-
-    for s in CHOICE_SETS.values():
-        def load(hub_id=s.hub_id, **_) -> Benchmark:
-            from emidbench.benchmarks.hf_dataset import load_hf_dataset
-
-            return load_hf_dataset(hub_id)
-
-        BENCHMARKS.register(s.name.replace("_", "-"), f"choice task from the hub ({s.hub_id}); licence: {s.licence}")(load)
-
-
-_register_choice_sets()
 
 
 def load_benchmark(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class ChoiceSet:
     hub_id: str
-    name: str  # our name for the ID set
+    name: str  # the ID set's name (scenario names start with it)
     columns: dict  # our field -> the dataset's column (label, domain, image; defaults otherwise)
     licence: str  # as the card states it
     verified: str  # what the card showed

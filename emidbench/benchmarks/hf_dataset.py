@@ -66,7 +66,9 @@ def load_hf_dataset(
     class_names = {col: names for col in (mapping["label"], mapping["domain"])
                    if (names := class_label_names(ds.features.get(col))) is not None}
     choice_list = list(choice_set.choices) if choice_set and choice_set.choices else None
-    if choice_list is None and mapping["label"] in ds.column_names and mapping["label"] not in class_names:
+    label_feature = ds.features.get(mapping["label"])
+    if choice_list is None and isinstance(label_feature, datasets.Value) and label_feature.dtype in ("string",
+                                                                                                    "large_string"):
         choice_list = label_choices(ds.unique(mapping["label"]))  # names without a ClassLabel: sorted
     rows = (_flatten(r, keep=(mapping["choices"], mapping["label"])) for r in ds)
     skipped: list[int] = []
