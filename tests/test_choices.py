@@ -10,7 +10,6 @@ import json
 
 import numpy as np
 import pytest
-from tests.helpers import REPO, photo_like, run_cli, write_jsonl
 
 from emidbench.benchmarks import load_benchmark
 from emidbench.benchmarks.choice_sets import CHOICE_SETS
@@ -18,6 +17,7 @@ from emidbench.benchmarks.choices import DEFAULT_STEM, DEFAULT_TEMPLATE, check_t
 from emidbench.common.errors import UserError
 from emidbench.score.bootstrap import resample_indices
 from emidbench.score.choices import choice_metrics, macro_f1
+from tests.helpers import REPO, photo_like, run_cli, write_jsonl
 
 PACS = ["dog", "elephant", "giraffe", "guitar", "horse", "house", "person"]
 
