@@ -254,6 +254,7 @@ ANSWERS = [  # (answer, expected option or None, how)
     ("D. guitar", "guitar", "letter"),
     ("Answer: E", "horse", "letter"),
     ("B. dog", None, "unparsed"),  # letter and name disagree
+    ("A horse.", "horse", "fuzzy"),  # "A" is an article here, not option A (dog)
     ("I think this is a picture of a guitar.", "guitar", "fuzzy"),
     ("The image shows two horses in a field.", "horse", "fuzzy"),
     ("giraff", "giraffe", "fuzzy"),  # a close spelling of a short answer

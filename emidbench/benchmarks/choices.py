@@ -111,7 +111,9 @@ HOW = ("answer_line", "exact", "letter", "fuzzy", "unparsed")
 _ANSWER_LINE = re.compile(r"Answer Choice:\s*(.*)", re.IGNORECASE)
 _PREFIX = re.compile(r"^\s*(?:(?:the\s+)?(?:final\s+)?answer(?:\s+choice)?|choice|option)\s*(?:is\s*)?[:：]?\s*",
                      re.IGNORECASE)
-_LETTER = re.compile(r"^(?:[\(\[]([A-Za-z])[\)\]]|([A-Z]))(?:[.):]|\s|$)\s*(.*)$", re.DOTALL)
+# "(b)", "[B]:" with or without a trailing name; a bare capital alone or with punctuation
+# ("B", "B.", "B) elephant"), never "A cat" (an article, not option A)
+_LETTER = re.compile(r"^(?:[\(\[]([A-Za-z])[\)\]][.:]?\s*(.*)|([A-Z])(?:[.):]\s*(.*))?)$", re.DOTALL)
 _NEGATION = re.compile(r"\b(?:not|no|none|cannot|can't|neither|nor|unsure|unable|sorry|unclear|impossible)\b"
                        r"|n't\b", re.IGNORECASE)
 _STRIP = " \t\r\n'\"`[](){}<>.,;:!?*"
@@ -153,10 +155,10 @@ def _letter(text: str, names: list[str]) -> int | None:
     m = _LETTER.match(text.strip())
     if not m:
         return None
-    i = ord((m.group(1) or m.group(2)).upper()) - ord("A")
+    i = ord((m.group(1) or m.group(3)).upper()) - ord("A")
     if not 0 <= i < len(names):
         return None
-    rest = normalize(m.group(3) or "")
+    rest = normalize(m.group(2) or m.group(4) or "")
     if rest and rest != names[i] and rest in names:
         return CONFLICT  # "B. dog" when B is not dog: which one was meant?
     return i if not rest or rest == names[i] else None
