@@ -371,6 +371,8 @@ def test_shift_answers_score_report_end_to_end_with_accuracy(tmp_path):
     readings = [json.loads(x) for x in (run / "scores" / "oracle" / "choices" / "pacs_local.jsonl").read_text()
                 .splitlines()]
     assert [x["how"] for x in readings][:5] == ["answer_line", "exact", "letter", "unparsed", "answer_line"]
+    counts = json.loads((run / "scores" / "oracle" / "score.json").read_text())["counts"]
+    assert (counts["choice_items"], counts["unparsed"]) == (14, 1)
 
     r = run_cli("report", run)
     assert r.returncode == 0, r.stderr
