@@ -383,6 +383,24 @@ def test_shift_answers_score_report_end_to_end_with_accuracy(tmp_path):
     assert any(c["metric"] == "emi" and c["against"] == "accuracy" for c in corr)
     page = (run / "report" / "index.html").read_text()
     assert "ID accuracy" in page and 'data-col="accuracy_lo"' in page
+    assert not (run / "report" / "oracle" / "icl.png").exists()  # no in-context-example scenarios
+
+
+def test_the_icl_figure_draws_accuracy_against_k_per_set_and_source():
+    from emidbench.report.plots import icl_curves, icl_plot, render
+
+    def row(name, acc):
+        return {"scenario": name, "accuracy": acc, "accuracy_lo": acc - 0.1, "accuracy_hi": acc + 0.1, "chance": 0.5}
+
+    rows = [row("cam", 0.9), row("cam_h2", 0.5), row("cam_h2_icl4_target", 0.8), row("cam_h2_icl2_target", 0.7),
+            row("cam_h2_icl2_id", 0.6), {"scenario": "cam_h2_icl8_id", "accuracy": None}]
+    curves = icl_curves(rows)
+    assert {k: [(n, r["scenario"]) for n, r in v] for k, v in curves.items()} == {
+        ("cam_h2", "id"): [(0, "cam_h2"), (2, "cam_h2_icl2_id")],
+        ("cam_h2", "target"): [(0, "cam_h2"), (2, "cam_h2_icl2_target"), (4, "cam_h2_icl4_target")]}
+    png, svg = render(icl_plot(rows, "cam", "m"))
+    assert png.startswith(b"\x89PNG") and b"<svg" in svg
+    assert icl_plot(rows[:2], "cam", "m") is None  # no ICL scenario, no figure
 
 
 def test_a_choice_run_through_the_bundled_tiny_llava_counts_what_it_cannot_read(tmp_path):
