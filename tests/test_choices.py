@@ -55,7 +55,7 @@ def test_a_classlabel_dataset_loads_with_its_class_names_as_options_and_its_doma
 
 def test_columns_map_other_names_and_a_row_may_carry_its_own_options(tmp_path):
     rows = [{"img": f"i{i}.jpg", "y": ["left", "right", "up"][i], "env": "lab", "opts": ["left", "right", "up"],
-             "q": "Which way does the arrow point?"} for i in range(3)]
+             "q": "Which way does the arrow point?", "question_German": "Wohin zeigt der Pfeil?"} for i in range(3)]
     for i in range(3):
         (tmp_path / f"i{i}.jpg").write_bytes(photo_like(i))
     path = write_jsonl(tmp_path / "arrows.jsonl", rows)
@@ -63,6 +63,7 @@ def test_columns_map_other_names_and_a_row_may_carry_its_own_options(tmp_path):
     s = bench.samples[2]
     assert (s.reference, s.domain, s.choices, s.text) == ("up", "lab", ("left", "right", "up"),
                                                           "Which way does the arrow point?")
+    assert s.translations == {"German": "Wohin zeigt der Pfeil?"}  # of the stem; the options stay as they are
 
 
 def test_a_label_column_of_names_without_classlabel_takes_its_sorted_names_as_options(tmp_path):

@@ -190,10 +190,12 @@ def _choice_sample(row: dict, i: int, at: str, mapping: dict, resolve_path, clas
         if not 0 <= domain < len(names):
             raise UserError(f"{at}: domain {domain} is outside the {len(names)} domain names")
         domain = names[domain]
+    translations = {k[len(TRANSLATION_PREFIX):]: str(v) for k, v in row.items()  # of the stem
+                    if k.startswith(TRANSLATION_PREFIX) and k not in mapping.values() and v}
     return Sample(question_id=qid, image=data, image_name=name or f"{qid}",
                   text=str(text) if text not in (None, "") else DEFAULT_STEM, reference=reference,
                   category=_opt_str(row.get(mapping["category"])), context=_opt_str(row.get(mapping["context"])),
-                  choices=tuple(choices), domain=_opt_str(domain))
+                  translations=translations, choices=tuple(choices), domain=_opt_str(domain))
 
 
 def label_choices(values: Iterable) -> list[str] | None:
