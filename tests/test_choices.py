@@ -374,6 +374,13 @@ def test_shift_answers_score_report_end_to_end_with_accuracy(tmp_path):
     assert [x["how"] for x in readings][:5] == ["answer_line", "exact", "letter", "unparsed", "answer_line"]
     counts = json.loads((run / "scores" / "oracle" / "score.json").read_text())["counts"]
     assert (counts["choice_items"], counts["unparsed"]) == (14, 1)
+    # the fallbacks are counted: the printed line, score.json and choices.json say how answers were read
+    assert "answer line 5, exact name 6, letter 1, fuzzy 1" in " ".join((r.stdout + r.stderr).split())
+    assert counts["parsed_by"] == {"answer_line": 5, "exact": 6, "letter": 1, "fuzzy": 1, "unparsed": 1}
+    summary = json.loads((run / "scores" / "oracle" / "choices.json").read_text())["pacs_local"]
+    assert summary["parsed_by"] == {"answer_line": 3, "exact": 1, "letter": 1, "fuzzy": 1, "unparsed": 1}
+    assert summary["by_domain"] == {"photo": {"n": 4, "accuracy": 0.75}, "sketch": {"n": 3, "accuracy": 2 / 3}}
+    assert summary["by_class"]["person"] == {"n": 1, "accuracy": 0.0}
 
     r = run_cli("report", run)
     assert r.returncode == 0, r.stderr

@@ -12,14 +12,16 @@ Per scenario, over its answered choice items:
                   no class's precision
     n_unparsed    items whose answer matched no option
     chance        the expected accuracy of a uniform random pick: mean of 1/#options
-Each item's reading is kept in RUN/scores/<model>/choices/<scenario>.jsonl.
+Each item's reading is kept in RUN/scores/<model>/choices/<scenario>.jsonl; how the answers
+were read (answer line, exact name, letter, fuzzy, unparsed) and the accuracy per class and
+per domain in RUN/scores/<model>/choices.json.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from emidbench.benchmarks.choices import parse_answer
+from emidbench.benchmarks.choices import HOW, parse_answer
 from emidbench.score.bootstrap import bootstrap_ci
 
 
@@ -34,9 +36,27 @@ def read_answers(items: list[dict]) -> list[dict]:
     for it in items:
         p = parse_answer(it["answer"], it["choices"])
         picked = it["choices"][p.index] if p.index is not None else None
-        out.append({"question_id": it["question_id"], "reference": it["reference"], "parsed": picked, "how": p.how,
-                    "correct": picked is not None and picked == it["reference"], "answer": it["answer"]})
+        rec = {"question_id": it["question_id"], "reference": it["reference"], "parsed": picked, "how": p.how,
+               "correct": picked is not None and picked == it["reference"], "answer": it["answer"]}
+        if it.get("domain") is not None:
+            rec["domain"] = it["domain"]
+        out.append(rec)
     return out
+
+
+def breakdown(readings: list[dict]) -> dict:
+    """How the answers were read (the fallbacks counted: letter, fuzzy, unparsed) and the
+    accuracy per class and per domain (Zhang et al. report both) of one scenario."""
+    how = {h: sum(r["how"] == h for r in readings) for h in HOW}
+
+    def by(key: str) -> dict:
+        groups: dict[str, list[bool]] = {}
+        for r in readings:
+            if r.get(key) is not None:
+                groups.setdefault(str(r[key]), []).append(r["correct"])
+        return {g: {"n": len(v), "accuracy": sum(v) / len(v)} for g, v in sorted(groups.items())}
+
+    return {"n": len(readings), "parsed_by": how, "by_class": by("reference"), "by_domain": by("domain")}
 
 
 def macro_f1(references: list[str], predictions: list[str | None]) -> float:

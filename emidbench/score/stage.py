@@ -6,7 +6,9 @@
                             (score/choices.py), with bootstrap CIs when asked; an empty
                             cell = not computed
     choices/<scenario>.jsonl  choice scenarios: each answer's reading (question_id,
-                            reference, parsed option or null, how, correct, answer)
+                            reference, parsed option or null, how, correct, answer, domain)
+    choices.json            per choice scenario: how its answers were read (answer line,
+                            exact, letter, fuzzy, unparsed) and accuracy per class/domain
     judge/<scenario>.jsonl  one record per item: question_id, category, scores
                             [reference, model], raw judge text(s), judge, prompt version,
                             failed (only with --judge)
@@ -192,6 +194,7 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
             stale.unlink()
     for sc, recs in choice_readings.items():
         atomic_write_jsonl(out_dir / "choices" / f"{sc}.jsonl", recs)
+    _write_choice_summary(out_dir / "choices.json", choice_readings)
     path = rd.metrics_path(model)
     write_csv(path, table, METRIC_COLUMNS)
     ScoreRecord(
@@ -207,7 +210,8 @@ def run_score(run: Path, model: str, embedder: str = "offline", vision_encoder: 
         counts={"scenarios": len(manifest.scenarios), "scored_scenarios": len(sets),
                 "items": sum(len(v) for v in items.values()), "missing": missing, "failed": failed,
                 **({"choice_items": sum(map(len, choice_readings.values())),
-                    "unparsed": sum(r["parsed"] is None for rs in choice_readings.values() for r in rs)}
+                    "unparsed": sum(r["parsed"] is None for rs in choice_readings.values() for r in rs),
+                    "parsed_by": _parsed_by(choice_readings)}
                    if choice_readings else {})},
     ).write(rd.score_record_path(model))
     return path
@@ -226,10 +230,30 @@ def _choice_scores(items: dict, rows: dict, bootstrap: int, seed: int, model: st
             readings[sc] = recs
     if readings:
         n = sum(map(len, readings.values()))
-        unparsed = sum(r["parsed"] is None for rs in readings.values() for r in rs)
-        say(f"score {model}: {len(readings)} choice scenarios, {n} answers read as options; {unparsed} matched no "
-            "option (scored wrong; n_unparsed in metrics.csv, each reading in choices/<scenario>.jsonl)")
+        how = _parsed_by(readings)
+        say(f"score {model}: {len(readings)} choice scenarios, {n} answers read as options (answer line "
+            f"{how['answer_line']}, exact name {how['exact']}, letter {how['letter']}, fuzzy {how['fuzzy']}); "
+            f"{how['unparsed']} matched no option (scored wrong; n_unparsed in metrics.csv, each reading in "
+            "choices/<scenario>.jsonl)")
     return readings
+
+
+def _parsed_by(readings: dict) -> dict:
+    from emidbench.benchmarks.choices import HOW
+
+    return {h: sum(r["how"] == h for rs in readings.values() for r in rs) for h in HOW}
+
+
+def _write_choice_summary(path: Path, readings: dict) -> None:
+    """choices.json: per choice scenario, how its answers were read and its accuracy per
+    class and per domain; removed when the run has no choice scenario."""
+    from emidbench.common.io import atomic_write_json
+    from emidbench.score.choices import breakdown
+
+    if not readings:
+        path.unlink(missing_ok=True)
+        return
+    atomic_write_json(path, {sc: breakdown(recs) for sc, recs in readings.items()})
 
 
 def fit_shared_estimator(run: Path, models: list[str], embedder: str = "offline", vision_encoder: str | None = None,
