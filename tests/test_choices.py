@@ -223,8 +223,11 @@ def test_the_default_template_is_zhang_et_al_s_wording():
         "Answer Choice: [Your Answer Choice Here]",
         "---END FORMAT TEMPLATE---",
         "Do not deviate from the above format. Repeat the format template for the answer."]
-    assert render_question(DEFAULT_STEM, ["dog"], with_examples=True).endswith(
-        "\nDo not response with I'm sorry. Just pick a choice.")
+    icl = render_question(DEFAULT_STEM, ["dog"], with_examples=True)  # their eval_gpt_ICL.py's query
+    assert icl.startswith("Given the image above, answer") and "What is in the image above?" in icl
+    assert icl.endswith("\nDo not response with I'm sorry. Just pick a choice.")
+    assert render_question("Q?", ["a", "b"], "Given the image: {question} {choices}", with_examples=True) == \
+        "Given the image: Q? ['a', 'b']\nDo not response with I'm sorry. Just pick a choice."  # own wording kept
     assert DEFAULT_TEMPLATE.count("{choices}") == 1
 
 

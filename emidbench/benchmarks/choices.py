@@ -69,11 +69,23 @@ ANSWER_LINE = "Answer Choice: [{answer}]"
 TEMPLATE_FIELDS = ("question", "choices")
 
 
+# With in-context examples, their code (evaluation/eval_gpt_ICL.py) also points the
+# default wording at the image above the question (the examples' images come first).
+ICL_WORDING = (("Given the image", "Given the image above"), ("in this image", "in the image above"))
+
+
 def render_question(stem: str, choices: Sequence[str], template: str | None = None,
                     with_examples: bool = False) -> str:
-    """The question a model sees for a choice sample."""
+    """The question a model sees for a choice sample. with_examples: the query after
+    in-context examples (Zhang et al.'s ICL wording: "the image above" in the default
+    template, and their closing instruction)."""
     text = (template or DEFAULT_TEMPLATE).format(question=stem, choices=repr(list(choices)))
-    return text + ICL_SUFFIX if with_examples else text
+    if not with_examples:
+        return text
+    if template is None or template == DEFAULT_TEMPLATE:
+        for old, new in ICL_WORDING:
+            text = text.replace(old, new)
+    return text + ICL_SUFFIX
 
 
 def answer_line(answer: str) -> str:
