@@ -71,7 +71,7 @@ def shift(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the scenario table and stop."),
     translator: Optional[str] = typer.Option(None, help="A seq2seq translation checkpoint (hub id or path) for languages the benchmark has no translations for."),
     domain: Optional[List[str]] = typer.Option(None, help="A second visual domain for natural shifts, NAME=SPEC (repeatable), e.g. llava_bench_in_the_wild=./wild."),
-    columns: Optional[str] = typer.Option(None, help="Column mapping for tables: FIELD=COLUMN,... with FIELD in question_id, image, text, reference, category, context."),
+    columns: Optional[str] = typer.Option(None, help="Column mapping for tables: FIELD=COLUMN,... with FIELD in question_id, image, text, reference, category, context; choice tasks: label, domain, choices (e.g. image=img,label=y,domain=env)."),
     split: Optional[str] = typer.Option(None, help="Dataset split (default: train, else test)."),
     subset: Optional[str] = typer.Option(None, help="Dataset subset/config name."),
     name: Optional[str] = typer.Option(None, help="Name of the ID set (scenario names are built on it)."),

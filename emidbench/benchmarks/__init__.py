@@ -1,8 +1,9 @@
 """Benchmark loaders: one per source, each returning a Benchmark (see base.py).
 
 `load_benchmark(spec)` resolves, in order: a registered name (`mini`, `llava-bench`,
-...), a local folder in LLaVA's eval layout, a local `datasets` folder, a .jsonl or
-.parquet file, and finally a Hugging Face hub dataset id (optionally `hf:<id>`).
+...), a local folder in LLaVA's eval layout, a folder in DomainBed's
+<domain>/<class>/<image> layout (a classification task), a local `datasets` folder, a
+.jsonl or .parquet file, and finally a Hugging Face hub dataset id (optionally `hf:<id>`).
 Second visual domains (for natural shifts) are attached with `domains={name: spec}`.
 """
 
@@ -90,6 +91,10 @@ def _load_one(spec: str, *, name=None, split=None, subset=None, columns=None, kn
     path = Path(spec)
     if path.is_dir() and looks_like_llava_folder(path):
         return load_llava_folder(path, name=name)
+    from emidbench.benchmarks.domain_folder import load_domain_folder, looks_like_domain_folder
+
+    if path.is_dir() and looks_like_domain_folder(path):  # DomainBed's <domain>/<class>/<image>
+        return load_domain_folder(path, name=name)
     if path.is_file():
         return load_file(path, columns=columns, name=name)
     if path.is_dir():

@@ -50,6 +50,7 @@ class Benchmark:
     samples: list[Sample]
     domains: dict[str, list[Sample]] = field(default_factory=dict)
     source: str = ""
+    notes: list = field(default_factory=list)  # what the loader left out or changed, for the shift record
 
     def validate(self) -> "Benchmark":
         for domain, samples in [(self.name, self.samples), *self.domains.items()]:
@@ -66,4 +67,5 @@ class Benchmark:
     def limit(self, n: int | None) -> "Benchmark":
         if n is None:
             return self
-        return Benchmark(self.name, self.samples[:n], {k: v[:n] for k, v in self.domains.items()}, self.source)
+        return Benchmark(self.name, self.samples[:n], {k: v[:n] for k, v in self.domains.items()}, self.source,
+                         list(self.notes))

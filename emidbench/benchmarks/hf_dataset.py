@@ -7,7 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from emidbench.benchmarks.base import Benchmark, Sample
-from emidbench.benchmarks.columns import parse_columns, read_under, rows_to_samples
+from emidbench.benchmarks.choice_sets import CHOICE_SETS, ChoiceSet
+from emidbench.benchmarks.columns import label_choices, parse_columns, read_under, rows_to_samples
 from emidbench.common import hub
 from emidbench.common.errors import UserError, did_you_mean, first_line
 
@@ -43,13 +44,15 @@ def load_hf_dataset(
     import datasets
 
     local = Path(spec).exists()
-    default_name, known_cols = KNOWN.get(known_as or spec) or _known_by_name(name) or (None, {})
+    choice_set: ChoiceSet | None = CHOICE_SETS.get(known_as or spec)
+    default_name, known_cols = (KNOWN.get(known_as or spec) or (choice_set and (choice_set.name, choice_set.columns))
+                                or _known_by_name(name) or (None, {}))
     mapping = parse_columns({**known_cols, **(parse_columns_dict(columns))})
     where = f"{spec}" + (f" [{subset}]" if subset else "")
 
     ds = _load(spec, subset, where)
     if isinstance(ds, datasets.DatasetDict):
-        ds = ds[_pick_split(list(ds.keys()), split, where)]
+        ds = ds[_pick_split(list(ds.keys()), split or (choice_set and choice_set.split), where)]
 
     if mapping["image"] in ds.column_names and isinstance(ds.features[mapping["image"]], datasets.Image):
         ds = ds.cast_column(mapping["image"], datasets.Image(decode=False))
@@ -60,12 +63,33 @@ def load_hf_dataset(
             raise UserError(f"{where}: image given as a path ({rel}) in a hub dataset")
         return read_under(base, rel, where)
 
-    rows = (_flatten(r) for r in ds)
-    samples = rows_to_samples(rows, mapping, resolve, where)
+    class_names = {col: names for col in (mapping["label"], mapping["domain"])
+                   if (names := class_label_names(ds.features.get(col))) is not None}
+    choice_list = list(choice_set.choices) if choice_set and choice_set.choices else None
+    label_feature = ds.features.get(mapping["label"])
+    if choice_list is None and isinstance(label_feature, datasets.Value) and label_feature.dtype in ("string",
+                                                                                                    "large_string"):
+        choice_list = label_choices(ds.unique(mapping["label"]))  # names without a ClassLabel: sorted
+    rows = (_flatten(r, keep=(mapping["choices"], mapping["label"])) for r in ds)
+    skipped: list[int] = []
+    samples = rows_to_samples(rows, mapping, resolve, where, class_names=class_names, choice_list=choice_list,
+                              skip_multi_label=bool(choice_set and choice_set.skip_multi_label), skipped=skipped)
     if join is not None:
         samples = join_metadata(samples, join)
     bench_name = name or subset or default_name or Path(str(spec)).name.replace("-", "_")
-    return Benchmark(name=bench_name, samples=samples, source=where).validate()
+    notes = [f"{len(skipped)} rows with several labels left out (a choice task needs one; first: row {skipped[0]})"
+             ] if skipped else []
+    return Benchmark(name=bench_name, samples=samples, source=where, notes=notes).validate()
+
+
+def class_label_names(feature) -> list[str] | None:
+    """A ClassLabel column's names (also a list of ClassLabels: a multi-label column)."""
+    import datasets
+
+    for f in (feature, getattr(feature, "feature", None)):
+        if isinstance(f, datasets.ClassLabel):
+            return list(f.names)
+    return None
 
 
 def load_dataset_dict(spec: str, subset: str | None = None):
@@ -110,7 +134,7 @@ def _known_names() -> set:
     hub ids with a built-in column mapping."""
     from emidbench.benchmarks import BENCHMARKS
 
-    return set(BENCHMARKS) | set(KNOWN)
+    return set(BENCHMARKS) | set(KNOWN) | set(CHOICE_SETS)
 
 
 def _load_cached(spec: str, subset: str | None):
@@ -172,7 +196,9 @@ def _pick_split(splits: list[str], split: str | None, where: str) -> str:
     return splits[0]
 
 
-def _flatten(row: dict) -> dict:
-    # lmms-lab's caption may be a list of captions; the judge wants one text.
-    return {k: ("\n".join(map(str, v)) if isinstance(v, list) and k != "image" else v) for k, v in row.items()}
+def _flatten(row: dict, keep: tuple = ()) -> dict:
+    # lmms-lab's caption may be a list of captions; the judge wants one text. Lists that
+    # are data (a row's options, a multi-label column) stay lists.
+    return {k: ("\n".join(map(str, v)) if isinstance(v, list) and k != "image" and k not in keep else v)
+            for k, v in row.items()}
 

@@ -5,6 +5,7 @@ Spearman (scipy.stats) with p-values and n for
 
     emi   against rp_score               does EMI track the judge's relative preference?
     emi   against win_rate               ... and its win rate?
+    emi   against accuracy               choice scenarios (only when the run has some)
     emid  against emid_ub                Figure 3: EMID below its bound, with the
                                          least-squares line emid = slope * emid_ub + intercept
     emid  against jsd_v                  Figure 4: EMID against the covariate-shift
@@ -26,6 +27,7 @@ import numpy as np
 COVARIATE = "sqrt_jsd_v+sqrt_jsd_t"
 PAIRS = [("emi", "rp_score"), ("emi", "win_rate"), ("emid", "emid_ub"), ("emid", "jsd_v"), ("emid", "jsd_t"),
          ("emid", COVARIATE)]
+CHOICE_PAIRS = [("emi", "accuracy")]  # only in runs with choice scenarios
 SLOPE_PAIR = ("emid", "emid_ub")
 FAMILIES = ("synthetic", "natural", "custom")
 CORR_COLUMNS = ["model", "family", "metric", "against", "n", "pearson_r", "pearson_p", "spearman_rho", "spearman_p",
@@ -57,8 +59,9 @@ def correlations(model: str, rows: list[dict], id_name: str) -> list[dict]:
     out = []
     groups = [("all", rows)] + [(f, [r for r in rows if r["family"] in (f, "id")]) for f in FAMILIES
                                 if any(r["family"] == f for r in rows)]
+    pairs = PAIRS + (CHOICE_PAIRS if any(r.get("accuracy") is not None for r in rows) else [])
     for family, sel in groups:
-        for metric, against in PAIRS:
+        for metric, against in pairs:
             a, b = points(sel, metric, against, id_name)
             row = {**dict.fromkeys(CORR_COLUMNS), "model": model, "family": family, "metric": metric,
                    "against": against, "n": len(a)}

@@ -24,13 +24,14 @@ from emidbench.embedders.paper import TEXT as PAPER_TEXT
 from emidbench.embedders.paper import VISION as PAPER_VISION
 from emidbench.report import examples as ex
 from emidbench.report.correlations import COVARIATE
-from emidbench.report.tables import PER_SHIFT_COLUMNS
+from emidbench.report.tables import per_shift_columns
 
 WORST = 5  # rows marked worst by EMID: at most this many, and at most a quarter of the shifts (as the terminal)
 CI = {"emi": ("emi_lo", "emi_hi"), "emid": ("emid_lo", "emid_hi"), "rp_score": ("rp_lo", "rp_hi"),
-      "win_rate": ("win_lo", "win_hi")}
+      "win_rate": ("win_lo", "win_hi"), "accuracy": ("accuracy_lo", "accuracy_hi")}
 TEXT = ("scenario", "family", "modality", "visual_shift", "text_shift")
-DIGITS = {"rp_score": 1, "rp_lo": 1, "rp_hi": 1, "win_rate": 2, "win_lo": 2, "win_hi": 2}
+DIGITS = {"rp_score": 1, "rp_lo": 1, "rp_hi": 1, "win_rate": 2, "win_lo": 2, "win_hi": 2, "accuracy": 3,
+          "accuracy_lo": 3, "accuracy_hi": 3, "macro_f1": 3, "chance": 3}
 COLUMN_HELP = {
     "n": "questions scored", "emi": "effective mutual information (higher = better)",
     "emid": "EMI(ID) - EMI(this set): > 0 = worse than ID",
@@ -40,8 +41,12 @@ COLUMN_HELP = {
     "jsd_y_ood": "JSD of model vs reference answers here",
     "rp_score": "judge's relative preference, 100 = as good as the reference",
     "win_rate": "share of items the judge scored above the reference (ties half)",
-    "judge_failed": "items whose judgment failed (left out of RP and win rate)"}
-LABELS = {"emi": "EMI", "emid": "EMID", "emid_ub": "UB", "rp_score": "RP", "win_rate": "win", "jsd_v": "JSD_v",
+    "judge_failed": "items whose judgment failed (left out of RP and win rate)",
+    "accuracy": "choice scenarios: share of answers read as the correct option (unparsed = wrong)",
+    "macro_f1": "choice scenarios: F1 per class, averaged", "n_unparsed": "choice answers that matched no option",
+    "chance": "choice scenarios: accuracy of a uniform random pick (1/#options)"}
+LABELS = {"emi": "EMI", "emid": "EMID", "emid_ub": "UB", "rp_score": "RP", "win_rate": "win", "accuracy": "accuracy",
+          "jsd_v": "JSD_v",
           "jsd_t": "JSD_t", COVARIATE: "sqrt(JSD_v)+sqrt(JSD_t)"}
 # The paper's encoders (the paper embedder's defaults), the text one also under its hub alias.
 PUBLISHED_ENCODERS = (PAPER_VISION, (PAPER_TEXT, f"FacebookAI/{PAPER_TEXT}"))
@@ -238,6 +243,10 @@ def _strip(model: str, rows: list[dict], corr: list[dict], summ: dict, info: dic
                            + _ci_text(by[w], "rp_score", 1)))
     if judged:
         tiles.append(_tile("EMI vs RP (all sets)", *_corr_text(_corr_of(corr, "emi", "rp_score"))))
+    if idr.get("accuracy") is not None:
+        tiles.append(_tile("ID accuracy", fmt(idr["accuracy"]), _ci_text(idr, "accuracy")
+                           + f" chance {fmt(idr.get('chance'))}"))
+        tiles.append(_tile("EMI vs accuracy (all sets)", *_corr_text(_corr_of(corr, "emi", "accuracy"))))
     tiles.append(_tile("EMID vs UB (shifted sets)", *_corr_text(_corr_of(corr, "emid", "emid_ub"))))
     counts = (info.get("counts") or {})
     miss, failed = counts.get("missing"), counts.get("failed")
@@ -286,7 +295,7 @@ def table_columns(rows: list[dict]) -> list[str]:
     """The per_shift.csv columns this table shows: those with a value in some row (a
     column the run did not compute is left out, not shown empty); a CI's lo/hi become
     one range column after their metric."""
-    have = [c for c in PER_SHIFT_COLUMNS if c == "scenario" or any(r.get(c) is not None for r in rows)]
+    have = [c for c in per_shift_columns(rows) if c == "scenario" or any(r.get(c) is not None for r in rows)]
     return have
 
 
@@ -414,6 +423,8 @@ def _comparison(models: list[str], per_model: dict, id_name: str, figs, infos: d
     metrics = [("emid", "EMID", 3, False)]
     if any(by[m][n]["rp_score"] is not None for m in models for n in names):
         metrics.append(("rp_score", "RP", 1, True))
+    if any(by[m][n].get("accuracy") is not None for m in models for n in names):
+        metrics.append(("accuracy", "Accuracy", 3, True))
     for key, label, digits, centred in metrics:
         vals = [by[m][n][key] for m in models for n in names if by[m][n][key] is not None]
         if centred:  # RP: against each model's own ID RP, so the colour is its drop
@@ -433,7 +444,7 @@ def _comparison(models: list[str], per_model: dict, id_name: str, figs, infos: d
                 color = heat_color(None if v is None or ref is None else (ref - v if centred else v), lim)
                 tds.append(f'<td class="cell" data-v="{cell(v)}" style="{color}">{fmt(v, digits)}</td>')
             body.append(f'<tr data-scenario="{esc(n)}">' + "".join(tds) + "</tr>")
-        what = ("colour = drop from the model's own ID RP" if centred else "colour = EMID (0 = as on ID)")
+        what = (f"colour = drop from the model's own ID {label}" if centred else "colour = EMID (0 = as on ID)")
         parts.append(f"<h3>{label} per scenario</h3>\n<p class=\"muted\">{what}; scale ±{fmt(lim, digits)}.</p>\n"
                      f'<div class="table-wrap"><table id="compare-{key}" class="data heat sortable-table">'
                      f"<thead><tr>{head}</tr></thead><tbody>" + "".join(body) + "</tbody></table></div>\n")

@@ -5,12 +5,16 @@ render() turns it into PNG bytes (the files) and SVG bytes (the page), both dete
 - natural.png    RP and EMI per language for each domain split, with CIs
 - emid_vs_bound.png  EMID against its upper bound, a regression line per model, y = x (Fig. 3)
 - emid_grid.png  EMID over the synthetic visual x text grid (heat map)
+- icl.png        choice runs with in-context-example scenarios (`<set>_icl<K>_<id|target>`):
+                 accuracy against K per set and example source, K = 0 being `<set>` itself
+                 (Zhang et al.'s ICE figure)
 """
 
 from __future__ import annotations
 
 import io
 import math
+import re
 
 import numpy as np
 
@@ -295,5 +299,59 @@ def grid_plot(rows: list[dict], id_name: str, model: str):
     ax.set_ylabel("visual shift")
     ax.set_title(f"{model}: EMID over the synthetic grid\n(red = worse than ID, blue = better)")
     fig.colorbar(im, ax=ax, label="EMID")
+    fig.tight_layout()
+    return fig
+
+
+ICL_NAME = re.compile(r"^(?P<base>.+)_icl(?P<k>\d+)_(?P<source>id|target)$")
+ICL_SOURCES = {"target": ("-", "examples from the target domain"), "id": ("--", "examples from the ID domain")}
+
+
+def icl_curves(rows: list[dict]) -> dict[tuple[str, str], list[tuple[int, dict]]]:
+    """{(set, source): [(K, row), ...] by K} of the scenarios named <set>_icl<K>_<source>
+    that have an accuracy, each starting at K = 0 with <set> itself when it has one."""
+    by_name = {r["scenario"]: r for r in rows}
+    curves: dict[tuple[str, str], list[tuple[int, dict]]] = {}
+    for r in rows:
+        m = ICL_NAME.match(r["scenario"])
+        if m and r.get("accuracy") is not None:
+            curves.setdefault((m["base"], m["source"]), []).append((int(m["k"]), r))
+    for (base, _), pts in curves.items():
+        zero = by_name.get(base)
+        if zero is not None and zero.get("accuracy") is not None and all(k != 0 for k, _ in pts):
+            pts.append((0, zero))
+        pts.sort(key=lambda p: p[0])
+    return dict(sorted(curves.items()))
+
+
+def icl_plot(rows: list[dict], id_name: str, model: str):
+    """Accuracy against the number of in-context examples, a line per set and source."""
+    curves = icl_curves(rows)
+    if not curves:
+        return None
+    plt = _plt()
+    bases = sorted({b for b, _ in curves})
+    color = dict(zip(bases, _colors(len(bases))))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    band = False
+    for (base, source), pts in curves.items():
+        sel = [r for _, r in pts]
+        err = _ci_err(sel, "accuracy", "accuracy_lo", "accuracy_hi")
+        band = band or err is not None
+        style, what = ICL_SOURCES[source]
+        ax.errorbar([k for k, _ in pts], [r["accuracy"] for r in sel], yerr=err, fmt="o", linestyle=style,
+                    color=color[base], ms=5, capsize=3, label=f"{base}, {what}")
+    chance = [r["chance"] for pts in curves.values() for _, r in pts if r.get("chance") is not None]
+    if chance:
+        ax.axhline(float(np.mean(chance)), color="0.5", linestyle=":", linewidth=1, label="chance")
+    ks = sorted({k for pts in curves.values() for k, _ in pts})
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("in-context examples (K)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(f"{model}: accuracy with in-context examples" + ("\n(error bars: 95% bootstrap CI)" if band else ""),
+                 fontsize=11)
     fig.tight_layout()
     return fig

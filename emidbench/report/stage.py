@@ -3,7 +3,8 @@
     RUN/report/<model>/per_shift.csv     one row per scenario (PER_SHIFT_COLUMNS, + emid_true_ub
                                          when the scores have it)
     RUN/report/<model>/correlations.csv  that model's correlations (CORR_COLUMNS)
-    RUN/report/<model>/*.png             severity, natural, emid_grid, emid_vs_bound
+    RUN/report/<model>/*.png             severity, natural, emid_grid, emid_vs_bound; icl (choice
+                                         runs with in-context-example scenarios)
     RUN/report/summary.csv               one row per model
     RUN/report/correlations.csv          every reported model's correlations
     RUN/report/emid_vs_bound.png         every reported model in one scatter
@@ -23,6 +24,7 @@ from emidbench.report import plots
 from emidbench.report.correlations import CORR_COLUMNS, correlations
 from emidbench.report.tables import (
     check_id_row,
+    has_choices,
     per_shift_columns,
     per_shift_rows,
     read_metrics,
@@ -44,6 +46,9 @@ CAPTIONS = {
                   "lost against the ID set."),
     "emid_vs_bound": ("EMID vs its upper bound", "One point per shifted scenario; the least-squares line over "
                       "the data; the bound holds for points below y = x."),
+    "icl": ("Accuracy with in-context examples", "Accuracy against the number K of in-context examples, per set "
+            "and example source (solid: from the target domain, dashed: from the ID domain); K = 0 is the set "
+            "without examples; dotted: chance."),
 }
 
 
@@ -101,6 +106,8 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
         summary.append(summary_row(m, rows, id_name))
         drawn = {name: _draw(d / f"{name}.png", fn(rows, id_name, m)) for name, fn in MODEL_PLOTS.items()}
         drawn["emid_vs_bound"] = _draw(d / "emid_vs_bound.png", plots.bound_plot({m: rows}, id_name))
+        if has_choices(rows):  # choice runs only (an open-ended run's figures and notes stay as they were)
+            drawn["icl"] = _draw(d / "icl.png", plots.icl_plot(rows, id_name, m))
         figures[m] = [(*CAPTIONS[name], svg) for name, svg in drawn.items() if svg is not None]
         out[m] = d / "per_shift.csv"
         if console:

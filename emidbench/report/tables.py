@@ -9,21 +9,27 @@ from pathlib import Path
 from emidbench.common.errors import UserError
 from emidbench.rundir import RunDir
 from emidbench.rundir.manifest import Manifest
-from emidbench.rundir.metrics import OPTIONAL_COLUMNS, PER_SHIFT_COLUMNS
+from emidbench.rundir.metrics import CHOICE_PER_SHIFT, OPTIONAL_COLUMNS, PER_SHIFT_COLUMNS
 
 # Tuples, not sets: a fixed order, so the first bad cell reported is always the same one.
 NUMERIC = tuple(c for c in PER_SHIFT_COLUMNS[PER_SHIFT_COLUMNS.index("emi"):] if c != "judge_failed") \
-    + tuple(OPTIONAL_COLUMNS)
+    + tuple(OPTIONAL_COLUMNS) + tuple(c for c in CHOICE_PER_SHIFT if c != "n_unparsed")
+
+
+def has_choices(rows: list[dict]) -> bool:
+    """Some scenario of the run is a choice task (it has an accuracy)."""
+    return any(r.get("accuracy") is not None for r in rows)
 
 
 def per_shift_columns(rows: list[dict]) -> list[str]:
-    """PER_SHIFT_COLUMNS, plus each optional column some row has a value in."""
+    """PER_SHIFT_COLUMNS, plus each optional column some row has a value in, plus the
+    choice columns when the run has choice scenarios (blank in open-ended rows)."""
     cols = list(PER_SHIFT_COLUMNS)
     for col, after in OPTIONAL_COLUMNS.items():
         if any(r.get(col) is not None for r in rows):
             cols.insert(cols.index(after) + 1, col)
-    return cols
-COUNTS = ("n", "n_missing", "n_failed", "judge_failed")
+    return cols + (list(CHOICE_PER_SHIFT) if has_choices(rows) else [])
+COUNTS = ("n", "n_missing", "n_failed", "judge_failed", "n_unparsed")
 
 
 def scored_models(rd: RunDir) -> list[str]:
@@ -87,7 +93,8 @@ def per_shift_rows(manifest: Manifest, metrics: list[dict], model: str) -> list[
                "visual_severity": s.visual.severity if s.visual else None,
                "text_shift": s.text.name if s.text else None,
                "text_severity": s.text.severity if s.text else None,
-               "n": _int(m.get("n")), "judge_failed": _int(m.get("judge_failed"))}
+               "n": _int(m.get("n")), "judge_failed": _int(m.get("judge_failed")),
+               "n_unparsed": _int(m.get("n_unparsed"))}
         if s.family == "natural":
             dom, split, lang = s.extra.get("domain"), s.extra.get("split"), s.extra.get("language")
             row["visual_shift"] = (f"{dom}_{split}" if split else dom) if dom else None
@@ -125,6 +132,13 @@ def summary_row(model: str, rows: list[dict], id_name: str) -> dict:
             if sel:
                 for metric in SUMMARY_METRICS:
                     out[f"mean_{metric}_{g}"] = _mean([r[metric] for r in sel])
+    if has_choices(rows):  # choice runs only: an open-ended run's summary keeps its columns
+        out["id_accuracy"] = id_row.get("accuracy")
+        for key, groups in GROUPS:
+            for g in groups:
+                sel = [r for r in ood if r[key] == g]
+                if sel:
+                    out[f"mean_accuracy_{g}"] = _mean([r.get("accuracy") for r in sel])
     worst = [r for r in ood if r["emid"] is not None]
     out["worst_by_emid"] = max(worst, key=lambda r: (r["emid"], r["scenario"]))["scenario"] if worst else None
     worst_rp = [r for r in ood if r["rp_score"] is not None]
@@ -137,8 +151,8 @@ def summary_columns(summary: list[dict]) -> list[str]:
     worst scenarios), whatever order the rows' keys came in."""
     have = {k for s in summary for k in s}
     head = ["model", "id_scenario", "id_n", "id_emi", "id_rp_score", "id_win_rate", "n_shifts"]
-    means = [f"mean_{m}_{g}" for m in SUMMARY_METRICS for _, groups in GROUPS for g in groups]
-    return [c for c in head + means + ["worst_by_emid", "worst_by_rp"] if c in have]
+    means = [f"mean_{m}_{g}" for m in (*SUMMARY_METRICS, "accuracy") for _, groups in GROUPS for g in groups]
+    return [c for c in head + ["id_accuracy"] + means + ["worst_by_emid", "worst_by_rp"] if c in have]
 
 
 def _mean(xs):

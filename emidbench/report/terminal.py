@@ -14,7 +14,8 @@ from emidbench.report.correlations import COVARIATE
 
 WORST = 5  # at most this many rows highlighted as the worst shifts (and at most a quarter of them)
 LIMIT = 25  # rows shown; the rest are in per_shift.csv
-LABELS = {"emi": "EMI", "emid": "EMID", "emid_ub": "UB", "rp_score": "RP", "win_rate": "win", "jsd_v": "JSD_v",
+LABELS = {"emi": "EMI", "emid": "EMID", "emid_ub": "UB", "rp_score": "RP", "win_rate": "win", "accuracy": "acc",
+          "jsd_v": "JSD_v",
           "jsd_t": "JSD_t", COVARIATE: "sqrt-JSD sum"}  # ASCII: legacy consoles cannot print a root sign
 
 
@@ -69,7 +70,10 @@ def shift_table(model: str, rows: list[dict], id_name: str, limit: int = LIMIT) 
     n_worst = max(1, min(WORST, len(ood) // 4))
     has_judge = any(r["rp_score"] is not None for r in rows)
     unscored = sum(1 for r in ood if r["emid"] is None)
+    has_acc = any(r.get("accuracy") is not None for r in rows)
+    unparsed = sum(r.get("n_unparsed") or 0 for r in rows)
     notes = [f"{len(ood) - limit} more shifts in per_shift.csv" if len(ood) > limit else None,
+             f"acc: accuracy of the choice answers; {unparsed} matched no option (scored wrong)" if has_acc else None,
              (f"bold red: the {n_worst} largest EMID (worst shifts)" if n_worst > 1 else
               "bold red: the largest EMID (worst shift)") if ood else None,
              "no judge was run (RP, win empty)" if not has_judge else None,
@@ -77,7 +81,8 @@ def shift_table(model: str, rows: list[dict], id_name: str, limit: int = LIMIT) 
     t = _table(f"{model} vs ID set {id_name}: worst EMID first", notes)
     # The only column that may shrink (numbers never do): cut with an ellipsis, not wrapped.
     t.add_column("shift", overflow="ellipsis", min_width=12)
-    columns = ["EMI", "EMID"] + (["95% CI"] if has_ci else []) + ["UB"] + (["RP", "win"] if has_judge else [])
+    columns = ["EMI", "EMID"] + (["95% CI"] if has_ci else []) + ["UB"] + (["RP", "win"] if has_judge else []) \
+        + (["acc"] if has_acc else [])
     for col in columns:
         t.add_column(col, justify="right", no_wrap=True)
 
@@ -88,6 +93,8 @@ def shift_table(model: str, rows: list[dict], id_name: str, limit: int = LIMIT) 
         c.append(_f(r["emid_ub"]))
         if has_judge:
             c += [_f(r["rp_score"], 1), _f(r["win_rate"], 2)]
+        if has_acc:
+            c.append(_f(r.get("accuracy"), 2))
         return c
 
     if idr:

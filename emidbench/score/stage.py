@@ -2,7 +2,13 @@
 
     metrics.csv             one row per scenario, manifest order (METRIC_COLUMNS): item
                             counts, EMI, EMID, the bound and its JSD terms, judge scores,
-                            with bootstrap CIs when asked; an empty cell = not computed
+                            accuracy/macro-F1/n_unparsed/chance of choice scenarios
+                            (score/choices.py), with bootstrap CIs when asked; an empty
+                            cell = not computed
+    choices/<scenario>.jsonl  choice scenarios: each answer's reading (question_id,
+                            reference, parsed option or null, how, correct, answer, domain)
+    choices.json            per choice scenario: how its answers were read (answer line,
+                            exact, letter, fuzzy, unparsed) and accuracy per class/domain
     judge/<scenario>.jsonl  one record per item: question_id, category, scores
                             [reference, model], raw judge text(s), judge, prompt version,
                             failed (only with --judge)
@@ -143,6 +149,8 @@ def run_score(run: Path, model: str, options: ScoreOptions | None = None, consol
             "median": float(np.median(sds)) if sds else 0.0, "max": float(np.max(sds)) if sds else 0.0,
             "per_scenario": spread}
 
+    choice_readings = _choice_scores(items, rows, bootstrap, seed, model, say)
+
     judge_records, judge_info = {}, None
     if the_judge is not None:
         from emidbench.score.judges.protocol import aggregate
@@ -181,6 +189,12 @@ def run_score(run: Path, model: str, options: ScoreOptions | None = None, consol
         save_ensemble(per_model_fits, out_dir, estimator_ensemble)
     for sc, recs in judge_records.items():
         atomic_write_jsonl(out_dir / "judge" / f"{sc}.jsonl", recs)
+    for stale in sorted((out_dir / "choices").glob("*.jsonl")):  # an earlier score's, not this one's
+        if stale.stem not in choice_readings:
+            stale.unlink()
+    for sc, recs in choice_readings.items():
+        atomic_write_jsonl(out_dir / "choices" / f"{sc}.jsonl", recs)
+    _write_choice_summary(out_dir / "choices.json", choice_readings)
     path = rd.metrics_path(model)
     write_csv(path, table, METRIC_COLUMNS)
     ScoreRecord(
@@ -194,9 +208,52 @@ def run_score(run: Path, model: str, options: ScoreOptions | None = None, consol
                   "estimator_ensemble": estimator_ensemble},
         generation=[{"settings": s, "scenarios": scs} for s, scs in generation.items()],
         counts={"scenarios": len(manifest.scenarios), "scored_scenarios": len(sets),
-                "items": sum(len(v) for v in items.values()), "missing": missing, "failed": failed},
+                "items": sum(len(v) for v in items.values()), "missing": missing, "failed": failed,
+                **({"choice_items": sum(map(len, choice_readings.values())),
+                    "unparsed": sum(r["parsed"] is None for rs in choice_readings.values() for r in rs),
+                    "parsed_by": _parsed_by(choice_readings)}
+                   if choice_readings else {})},
     ).write(rd.score_record_path(model))
     return path
+
+
+def _choice_scores(items: dict, rows: dict, bootstrap: int, seed: int, model: str, say) -> dict:
+    """Accuracy, its interval, macro-F1, n_unparsed and chance of each choice scenario
+    into `rows`; -> each scenario's per-item readings (score/choices.py)."""
+    from emidbench.score.choices import choice_metrics
+
+    readings = {}
+    for sc, its in items.items():
+        cells, recs = choice_metrics(its, bootstrap, seed, sc)
+        if cells:
+            rows.setdefault(sc, {}).update(cells)
+            readings[sc] = recs
+    if readings:
+        n = sum(map(len, readings.values()))
+        how = _parsed_by(readings)
+        say(f"score {model}: {len(readings)} choice scenarios, {n} answers read as options (answer line "
+            f"{how['answer_line']}, exact name {how['exact']}, letter {how['letter']}, fuzzy {how['fuzzy']}); "
+            f"{how['unparsed']} matched no option (scored wrong; n_unparsed in metrics.csv, each reading in "
+            "choices/<scenario>.jsonl)")
+    return readings
+
+
+def _parsed_by(readings: dict) -> dict:
+    from emidbench.benchmarks.choices import HOW
+
+    return {h: sum(r["how"] == h for rs in readings.values() for r in rs) for h in HOW}
+
+
+def _write_choice_summary(path: Path, readings: dict) -> None:
+    """choices.json: per choice scenario, how its answers were read and its accuracy per
+    class and per domain; removed when the run has no choice scenario."""
+    from emidbench.common.io import atomic_write_json
+    from emidbench.score.choices import breakdown
+
+    if not readings:
+        path.unlink(missing_ok=True)
+        return
+    atomic_write_json(path, {sc: breakdown(recs) for sc, recs in readings.items()})
 
 
 def fit_shared_estimator(run: Path, models: list[str], options: ScoreOptions | None = None, console=None,

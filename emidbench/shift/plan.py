@@ -10,6 +10,7 @@ import json
 from PIL import Image
 
 from emidbench.benchmarks.base import Benchmark, Sample
+from emidbench.benchmarks.choices import DEFAULT_TEMPLATE
 from emidbench.common.errors import UserError
 from emidbench.common.hashing import content_hash
 from emidbench.shift.suites import ENGLISH, ScenarioPlan, Suite
@@ -31,13 +32,18 @@ def select(samples: list[Sample], split: dict | None, which: str | None) -> list
     return [s for s in samples if s.question_id in keep]
 
 
-def scenario_fingerprint(p: ScenarioPlan, samples: list[Sample], machine: dict, seed: int, sim: str | None = None) -> str:
-    """sha256 of everything the scenario's file is made from."""
+def scenario_fingerprint(p: ScenarioPlan, samples: list[Sample], machine: dict, seed: int, sim: str | None = None,
+                         template: str | None = None) -> str:
+    """sha256 of everything the scenario's file is made from. Choice samples add their
+    options, domain and the question template (open-ended ones keep their old prints)."""
+    choice = any(s.is_choice for s in samples)
     parts = [[p.name, p.family, p.visual and p.visual.to_json(), p.text and p.text.to_json(), p.domain, p.language,
-              p.split, seed, PNG_ENCODER if p.visual else None] + ([sim] if sim else [])]
+              p.split, seed, PNG_ENCODER if p.visual else None] + ([sim] if sim else [])
+             + ([template or DEFAULT_TEMPLATE] if choice else [])]
     for s in samples:
         parts.append([s.question_id, s.image_hash, s.text, s.reference, s.category, s.context,
-                      s.translations.get(p.language), machine.get((p.language, s.text))])
+                      s.translations.get(p.language), machine.get((p.language, s.text))]
+                     + ([list(s.choices), s.domain] if s.is_choice or s.domain is not None else []))
     return content_hash(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"))
 
 

@@ -40,6 +40,7 @@ import sys
 from pathlib import Path
 
 from emidbench.benchmarks.base import Benchmark
+from emidbench.benchmarks.choices import DEFAULT_TEMPLATE, render_question
 from emidbench.common.errors import UserError
 from emidbench.common.hashing import content_hash
 from emidbench.common.images import image_format
@@ -84,7 +85,7 @@ def run_shift(benchmark: Benchmark, suite: str | Path | Suite, out: Path, option
     suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
     plans = plan_scenarios(bench, suite_obj)
     samples_of: dict = {None: bench.samples, **bench.domains}
-    notes: list[str] = []
+    notes: list[str] = list(bench.notes)  # what the loader left out (rows with several labels)
     if any(s.splits for s in suite_obj.flatten()) and not bench.domains:
         notes.append(f"natural domain splits skipped: benchmark {bench.name} has no second visual domain "
                      "(attach one with --domain NAME=SPEC)")
@@ -116,14 +117,16 @@ def run_shift(benchmark: Benchmark, suite: str | Path | Suite, out: Path, option
 
     progress = ShiftProgress(run)
     selected = {p.name: select(samples_of[p.domain], splits.get(p.domain), p.split) for p in plans}
-    fingerprints = {p.name: scenario_fingerprint(p, selected[p.name], machine, seed, filter_of(p, sim)) for p in plans}
+    template = suite_obj.question_template  # choice tasks' question wording (None: Zhang et al.'s)
+    fingerprints = {p.name: scenario_fingerprint(p, selected[p.name], machine, seed, filter_of(p, sim), template)
+                    for p in plans}
     todo = [p for p in plans if not progress.is_done(p.name, fingerprints[p.name], run)]
 
     index = ImageIndex(run, intact=progress.image_intact)
     job_of, missing, sources = image_jobs(todo, selected, seed, index)
     work = ImageWork(run, index, missing, sources, workers, console)
     questions = _images_and_questions(work, Questions(todo, selected, seed, machine, sim), index)
-    _write_scenarios(run, todo, selected, questions, job_of, index, progress, fingerprints, sim)
+    _write_scenarios(run, todo, selected, questions, job_of, index, progress, fingerprints, sim, template)
 
     manifest = _manifest(bench, suite_obj, plans, selected, fingerprints, progress, provenance, sim, seed, run, extra={
         "source": bench.source, "limit": o.limit, "notes": notes, "splits": splits,
@@ -131,6 +134,7 @@ def run_shift(benchmark: Benchmark, suite: str | Path | Suite, out: Path, option
         "image_encoder": PNG_ENCODER,
         "similarity_filter": filter_record(sim, o.similarity_filter, plans, progress),
         "seeds": "image: sha256(seed, image sha256, corruption, severity); text: sha256(seed, scenario, question_id)",
+        **_choice_record(bench, template),
     })
     run.write_manifest(manifest)
     filt = manifest.extra["similarity_filter"]
@@ -206,8 +210,15 @@ def _images_and_questions(work: ImageWork, texts: Questions, index: ImageIndex) 
         index.close()
 
 
+def _choice_record(bench: Benchmark, template: str | None) -> dict:
+    """The manifest's note of a choice benchmark: the question template the lines use."""
+    if not any(s.is_choice for ss in [bench.samples, *bench.domains.values()] for s in ss):
+        return {}
+    return {"choice_template": template or DEFAULT_TEMPLATE}
+
+
 def _write_scenarios(run: RunDir, todo, selected: dict, questions: dict, job_of: dict, index: ImageIndex,
-                     progress: "ShiftProgress", fingerprints: dict, sim) -> None:
+                     progress: "ShiftProgress", fingerprints: dict, sim, template: str | None = None) -> None:
     """Each scenario still to write, atomically, then marked done with its fingerprint."""
     originals: dict[str, str] = {}
     for p in todo:
@@ -222,6 +233,11 @@ def _write_scenarios(run: RunDir, todo, selected: dict, questions: dict, job_of:
                 image = originals[h]
             rec = {"question_id": s.question_id, "image": image, "text": text, "category": s.category,
                    "reference": s.reference}
+            if s.is_choice:  # the stem after its text shift, then the options (never perturbed)
+                rec["text"] = render_question(text, s.choices, template)
+                rec["choices"] = list(s.choices)
+            if s.domain is not None:
+                rec["domain"] = s.domain
             if s.context is not None:
                 rec["context"] = s.context
             records.append(rec)

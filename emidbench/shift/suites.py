@@ -16,6 +16,10 @@ A suite has any of these keys (all optional):
       splits: [easy, normal, hard]       # each second domain, split, x each language
     scenarios:                           # explicit ones (family "custom")
       - {name: my_name, visual: {name: fog, severity: 2}, text: {name: ocr, severity: 1}}
+    choice_template: "... {question} ... {choices} ..."   # choice tasks: the question's wording
+                                         #   ({choices}: the options' Python list repr); default:
+                                         #   Zhang et al.'s (benchmarks/choices.py). An including
+                                         #   suite's wins over an included one's.
 
 Names follow the paper's released datasets: <id>[_<corruption>_<k>][_<perturbation>_<k>]
 for synthetic shifts (`llava_bench_coco_defocus_blur_5_KeyboardAug_3`), <id>_<Language>
@@ -37,7 +41,7 @@ from emidbench.common.errors import UserError, closest, did_you_mean
 from emidbench.common.yamlfile import LineList, LineMap, kind, read_yaml
 from emidbench.rundir.manifest import ShiftSpec
 
-TOP_KEYS = {"description", "include", "synthetic", "natural", "scenarios"}
+TOP_KEYS = {"description", "include", "synthetic", "natural", "scenarios", "choice_template"}
 SYNTHETIC_KEYS = {"grid", "visual", "text"}
 SHIFT_KEYS = {"name", "severities"}
 NATURAL_KEYS = {"languages", "splits"}
@@ -88,6 +92,15 @@ class Suite:
     splits: list = field(default_factory=list)
     custom: list = field(default_factory=list)  # [(name | None, visual ShiftSpec, text ShiftSpec, where)]
     parts: list = field(default_factory=list)  # included suites
+    choice_template: str | None = None  # None: benchmarks.choices.DEFAULT_TEMPLATE
+
+    @property
+    def question_template(self) -> str | None:
+        """The choice-question template in force: this suite's, else an included one's."""
+        for s in reversed(self.flatten()):
+            if s.choice_template is not None:
+                return s.choice_template
+        return None
 
     def flatten(self) -> list["Suite"]:
         out: list = []
@@ -147,6 +160,13 @@ def load_suite(spec: str | Path, _seen: tuple = (), _relative_to: Path | None = 
     v = _Validator(where)
     v.keys(data, TOP_KEYS, "")
     suite = Suite(name=path.stem, path=str(path), description=str(data.get("description") or ""))
+    if data.get("choice_template") is not None:
+        from emidbench.benchmarks.choices import check_template
+
+        try:
+            suite.choice_template = check_template(data["choice_template"], "choice_template")
+        except UserError as e:
+            raise v.error(data, "choice_template", str(e)) from None
     for inc in v.list_of(data, "include", str, ""):
         try:
             _locate(inc, path.parent)
