@@ -27,7 +27,7 @@ TOP_KEYS = {
     "limit": None, "shift": {}, "models": [], "eval": {}, "score": {}, "report": {},
 }
 SHIFT_KEYS = {"workers", "translator", "dry_run", "split_embedder", "split_options", "split_index",
-              "similarity_filter"}
+              "similarity_filter", "id_domain", "per_class", "icl", "icl_source"}
 BENCH_KEYS = {"name", "split", "subset", "columns", "known_as", "domains", "size"}
 EVAL_KEYS = EvalOptions.names()  # every eval option, in a config's `eval:` and `models[i]:`
 REPORT_KEYS: set[str] = set()  # the report stage has no options yet

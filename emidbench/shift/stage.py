@@ -37,9 +37,11 @@ removed when a run starts: its presence means the stage finished.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from emidbench.benchmarks.base import Benchmark
+from emidbench.benchmarks.choices import answer_line, render_question
 from emidbench.common.errors import UserError
 from emidbench.common.hashing import content_hash
 from emidbench.common.images import image_format
@@ -48,6 +50,7 @@ from emidbench.rundir import RunDir
 from emidbench.rundir.manifest import Manifest, ScenarioEntry
 from emidbench.shift.images import ImageIndex, ImageWork, image_jobs
 from emidbench.shift.plan import check_image_sizes, domain_split, print_plan, scenario_fingerprint, select
+from emidbench.shift.domains import by_domain, icl_examples, scenario_domain_name
 from emidbench.shift.suites import ENGLISH, Suite, load_suite, plan_scenarios
 from emidbench.shift.texts import (
     SIMILARITY_FILTERED,
@@ -77,6 +80,10 @@ def run_shift(
     split_options: dict | None = None,
     split_index: str | Path | None = None,
     similarity_filter=None,
+    id_domain: str | None = None,
+    per_class: int | None = None,
+    icl=None,
+    icl_source=None,
     console=None,
 ) -> Manifest:
     """Write RUN/shifts/ for `benchmark` under `suite` (a built-in name, a YAML path or a
@@ -86,15 +93,17 @@ def run_shift(
     checked before anything is written. `split_index`: the paper's released easy/hard split
     (split.read_split_index) instead of computing one. `similarity_filter`: a sentence
     encoder (hub id or folder, or a text.similarity.SimilarityFilter) for MM_Robustness's
-    filter on synonym replacement (text/similarity.py)."""
+    filter on synonym replacement (text/similarity.py). `id_domain`, `per_class`, `icl`,
+    `icl_source`: a domain suite's settings, over the suite's own (domains.py)."""
     if not isinstance(workers, int) or workers < 1:
         raise UserError(f"--workers must be a positive integer, not {workers!r}")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise UserError(f"--limit must be a positive integer, not {limit!r}")
     say = _sayer(console)
-    bench = benchmark.limit(limit)
     suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
-    plans = plan_scenarios(bench, suite_obj)
+    suite_obj, domains = _domain_suite(benchmark, suite_obj, seed, limit, id_domain, per_class, icl, icl_source)
+    bench = domains.bench if domains else benchmark.limit(limit)
+    plans = plan_scenarios(bench, suite_obj, id_domain=domains and domains.id_domain)
     samples_of: dict = {None: bench.samples, **bench.domains}
     notes: list[str] = []
     if any(s.splits for s in suite_obj.flatten()) and not bench.domains:
@@ -122,7 +131,10 @@ def run_shift(
     plans, machine, provenance, cache = languages(plans, samples_of, translator, run, notes)
     for n in notes:
         say(f"note: {n}")
-    splits = {d: domain_split(bench, d, split_embedder, paper_split) for d in sorted({p.domain for p in plans if p.domain})}
+    splits = {d: domain_split(bench, d, split_embedder, paper_split)
+              for d in sorted({p.domain for p in plans if p.domain and p.split})}
+    selected = {p.name: select(samples_of[p.domain], splits.get(p.domain), p.split) for p in plans}
+    examples = icl_examples(plans, selected, domains, seed) if domains else {}  # K > pool: refused here
 
     # From here on, files change: the manifest goes first (its presence means "finished").
     run.shifts.mkdir(parents=True, exist_ok=True)
@@ -131,15 +143,15 @@ def run_shift(
         atomic_write_json(run.shifts / TRANSLATIONS, cache)
 
     progress = ShiftProgress(run)
-    selected = {p.name: select(samples_of[p.domain], splits.get(p.domain), p.split) for p in plans}
-    fingerprints = {p.name: scenario_fingerprint(p, selected[p.name], machine, seed, filter_of(p, sim)) for p in plans}
+    fingerprints = {p.name: scenario_fingerprint(p, selected[p.name], machine, seed, filter_of(p, sim),
+                                                 examples.get(p.name)) for p in plans}
     todo = [p for p in plans if not progress.is_done(p.name, fingerprints[p.name], run)]
 
     index = ImageIndex(run, intact=progress.image_intact)
     job_of, missing, sources = image_jobs(todo, selected, seed, index)
     work = ImageWork(run, index, missing, sources, workers, console)
     questions = _images_and_questions(work, Questions(todo, selected, seed, machine, sim), index)
-    _write_scenarios(run, todo, selected, questions, job_of, index, progress, fingerprints, sim)
+    _write_scenarios(run, todo, selected, questions, job_of, index, progress, fingerprints, sim, examples)
 
     manifest = _manifest(bench, suite_obj, plans, selected, fingerprints, progress, provenance, sim, seed, run, extra={
         "source": bench.source, "limit": limit, "notes": notes, "splits": splits,
@@ -147,6 +159,7 @@ def run_shift(
         "image_encoder": PNG_ENCODER,
         "similarity_filter": filter_record(sim, similarity_filter, plans, progress),
         "seeds": "image: sha256(seed, image sha256, corruption, severity); text: sha256(seed, scenario, question_id)",
+        **({"domain_suite": {**suite_obj.domain_setup().record(), **domains.record}} if domains else {}),
     })
     run.write_manifest(manifest)
     filt = manifest.extra["similarity_filter"]
@@ -158,6 +171,21 @@ def run_shift(
         say(f"shift: {len(plans)} scenarios ({len(plans) - len(todo)} already done), "
             f"{work.total} corrupted images computed ({len(job_of) - work.total} reused from an earlier run)")
     return manifest
+
+
+def _domain_suite(benchmark: Benchmark, suite: Suite, seed: int, limit, id_domain, per_class, icl, icl_source):
+    """(suite, Domains) for a domain suite — the command line's settings over the suite's,
+    the benchmark regrouped by domain and sampled; (suite, None) for any other suite."""
+    setup = suite.domain_setup()
+    given = {"--id-domain": id_domain, "--per-class": per_class, "--icl": icl, "--icl-source": icl_source}
+    if setup is None:
+        used = [k for k, v in given.items() if v is not None]
+        if used:
+            raise UserError(f"{', '.join(used)}: suite {suite.name} has no domains section; use a domain suite "
+                            "(--suite domains, or a YAML file with `domains:`)")
+        return suite, None
+    setup = setup.with_options(id_domain, per_class, icl, icl_source)
+    return replace(suite, domains=setup), by_domain(benchmark, setup, seed, limit)
 
 
 def _sayer(console):
@@ -225,27 +253,53 @@ def _images_and_questions(work: ImageWork, texts: Questions, index: ImageIndex) 
 
 
 def _write_scenarios(run: RunDir, todo, selected: dict, questions: dict, job_of: dict, index: ImageIndex,
-                     progress: "ShiftProgress", fingerprints: dict, sim) -> None:
+                     progress: "ShiftProgress", fingerprints: dict, sim, examples: dict | None = None) -> None:
     """Each scenario still to write, atomically, then marked done with its fingerprint."""
     originals: dict[str, str] = {}
+
+    def original(s) -> str:
+        if s.image_hash not in originals:
+            originals[s.image_hash] = run.put_image(s.image, image_format(s.image))
+        return originals[s.image_hash]
+
     for p in todo:
         records = []
-        for s, text in zip(selected[p.name], questions[p.name][0]):
+        per_item = (examples or {}).get(p.name)
+        for i, (s, text) in enumerate(zip(selected[p.name], questions[p.name][0])):
             h = s.image_hash
             if p.visual is not None:
                 image = index.done[job_of[(h, p.visual.name, p.visual.severity)].key]
             else:
-                if h not in originals:
-                    originals[h] = run.put_image(s.image, image_format(s.image))
-                image = originals[h]
+                image = original(s)
             rec = {"question_id": s.question_id, "image": image, "text": text, "category": s.category,
                    "reference": s.reference}
             if s.context is not None:
                 rec["context"] = s.context
+            if s.is_choice or per_item is not None:
+                rec.update(choice_fields(s, text, per_item[i] if per_item is not None else None, original))
             records.append(rec)
         run.write_scenario(p.name, records)
         progress.mark(p.name, fingerprints[p.name], run, questions[p.name][1],
                       similarity=sim.stats.get(p.name) if filter_of(p, sim) else None)
+
+
+def choice_fields(s, text: str, examples: list | None, image_name) -> dict:
+    """A choice sample's line fields (benchmarks/choices.py): the question rendered through
+    the template with its options, the options, the domain, and an ICL scenario's examples
+    (each stored as its original image). `image_name(sample)` stores an image, gives its name.
+    # merge note (issue 16): the choice-task helper writes text/choices/reference/domain too;
+    # keep one writer, with the examples added as here."""
+    out: dict = {}
+    if s.is_choice:
+        out.update(text=render_question(text, s.choices, with_examples=bool(examples)), choices=list(s.choices),
+                   reference=s.reference)
+    if s.domain is not None:
+        out["domain"] = s.domain
+    if examples is not None:
+        out["examples"] = [{"image": image_name(e), "text": render_question(e.text, e.choices) if e.is_choice
+                            else e.text, "answer": answer_line(e.reference) if e.is_choice else e.reference}
+                           for e in examples]
+    return out
 
 
 def _manifest(bench: Benchmark, suite: Suite, plans, selected: dict, fingerprints: dict, progress: "ShiftProgress",
@@ -267,6 +321,10 @@ def _manifest(bench: Benchmark, suite: Suite, plans, selected: dict, fingerprint
         entries.append(ScenarioEntry(p.name, p.family, p.modality, p.visual, p.text, len(selected[p.name]),
                                      run.scenario_path(p.name).name, extra_p))
     aliases = {f"{bench.name}_{ENGLISH}": bench.name} if has_natural else {}
+    if suite.domain_setup() is not None:  # a domain suite's ID set is also <name>_<ID domain>
+        id_domain = extra.get("domain_suite", {}).get("id_domain")
+        if id_domain is not None:
+            aliases[f"{bench.name}_{scenario_domain_name(id_domain)}"] = bench.name
     return Manifest(suite.name, bench.name, seed, bench.name, entries, extra={**extra, "aliases": aliases})
 
 
