@@ -186,8 +186,8 @@ def test_corruptions_compose_with_a_domain_suite(mini_domains, tmp_path):
 def test_bad_domain_and_too_large_k_are_one_line_and_exit_2(tmp_path):
     r = run_cli("shift", tmp_path / "a", "-b", "mini-domains", "--suite", "domains", "--id-domain", "cartoon")
     assert r.returncode == 2, r.stderr
-    assert r.stderr.strip().splitlines() == ["emidbench: error: --id-domain 'cartoon': benchmark mini_domains has no such "
-                                             "domain (its domains: plain, photo, sketch, microscopy)"]
+    assert r.stderr.strip().splitlines() == ["emidbench: error: --id-domain 'cartoon': benchmark mini_domains has "
+                                             "no such domain (its domains: plain, photo, sketch, microscopy)"]
     r = run_cli("shift", tmp_path / "b", "-b", "mini-domains", "--suite", "domains-icl", "--icl", "36")
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()

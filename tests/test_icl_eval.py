@@ -10,9 +10,6 @@ import base64
 import io
 
 import pytest
-from tests.conftest import sample_image
-from tests.fake_openai import fake_openai  # noqa: F401 - the fixture
-from tests.families import build
 
 from emidbench.common.errors import UserError
 from emidbench.common.io import read_jsonl
@@ -22,6 +19,9 @@ from emidbench.eval.backends.hf import HFBackend
 from emidbench.eval.options import EvalOptions
 from emidbench.rundir import RunDir
 from emidbench.rundir.manifest import Manifest, ScenarioEntry
+from tests.conftest import sample_image
+from tests.fake_openai import fake_openai  # noqa: F401 - the fixture
+from tests.families import build
 
 QUESTION = "What shape is in the image? circle, square or triangle?"
 

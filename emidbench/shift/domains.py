@@ -151,7 +151,8 @@ def per_class_sample(samples: list[Sample], n: int | None, seed: int, domain: st
         by_class.setdefault(class_of(s), []).append(s)
     keep: set = set()
     for members in by_class.values():
-        ranked = sorted(members, key=lambda s: (derive_seed(seed, "per_class", domain, s.question_id), str(s.question_id)))
+        ranked = sorted(members, key=lambda s: (derive_seed(seed, "per_class", domain, s.question_id),
+                                                str(s.question_id)))
         keep.update(id(s) for s in ranked[:n])
     return [s for s in samples if id(s) in keep]
 

@@ -48,9 +48,9 @@ from emidbench.common.images import image_format
 from emidbench.common.io import atomic_write_json, iter_jsonl, read_json
 from emidbench.rundir import RunDir
 from emidbench.rundir.manifest import Manifest, ScenarioEntry
+from emidbench.shift.domains import by_domain, icl_examples, scenario_domain_name
 from emidbench.shift.images import ImageIndex, ImageWork, image_jobs
 from emidbench.shift.plan import check_image_sizes, domain_split, print_plan, scenario_fingerprint, select
-from emidbench.shift.domains import by_domain, icl_examples, scenario_domain_name
 from emidbench.shift.suites import ENGLISH, Suite, load_suite, plan_scenarios
 from emidbench.shift.texts import (
     SIMILARITY_FILTERED,
