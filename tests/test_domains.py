@@ -202,3 +202,17 @@ def test_dry_run_lists_the_icl_scenarios(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "mini_domains_sketch_icl2_target" in r.stdout and "_icl2_id" not in r.stdout
     assert json.dumps("icl 2 (target)")[1:-1] in r.stdout
+
+
+def test_the_demo_config_plans_the_domain_and_icl_scenarios(tmp_path):
+    from emidbench.pipeline import load_run_config
+    from tests.helpers import REPO
+
+    cfg = load_run_config(REPO / "configs" / "mini-domains.yaml", overrides={"out": str(tmp_path / "r")})
+    assert cfg["benchmark"] == "mini-domains" and cfg["suite"] == "domains-icl"
+    bench = load_benchmark(cfg["benchmark"])
+    manifest = run_shift(bench, cfg["suite"], tmp_path / "r", seed=cfg["seed"], **cfg["shift"])
+    names = [s.name for s in manifest.scenarios]
+    assert names[:4] == ["mini_domains", "mini_domains_photo", "mini_domains_sketch", "mini_domains_microscopy"]
+    assert len(names) == 4 + 2 + 3 * 2 * 2 and "mini_domains_microscopy_icl4_id" in names
+    assert {s.n for s in manifest.scenarios} == {12}  # per_class 4 x 3 shapes

@@ -323,9 +323,11 @@ def plan_scenarios(benchmark, suite, domains: list[str] | None = None, id_domain
     """
     if isinstance(benchmark, Suite):
         suite_obj, id_name, domain_names = benchmark, str(suite), list(domains or [])
+        domain_order = domain_names
     else:
         suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
         id_name, domain_names = benchmark.name, sorted(benchmark.domains)
+        domain_order = list(benchmark.domains)  # a domain suite: the benchmark's own order
     plans = [ScenarioPlan(id_name, "id")]
     by_name = {id_name: plans[0]}
 
@@ -357,7 +359,7 @@ def plan_scenarios(benchmark, suite, domains: list[str] | None = None, id_domain
             add(ScenarioPlan(name or synthetic_name(id_name, v, t), "custom", v, t), where)
     setup = suite_obj.domain_setup()
     if setup is not None:
-        for p in domain_plans(id_name, setup, id_domain or setup.id_domain, domain_names):
+        for p in domain_plans(id_name, setup, id_domain or setup.id_domain, domain_order):
             add(p, setup.where)
     return plans
 
