@@ -179,6 +179,15 @@ def test_corruptions_compose_with_a_domain_suite(mini_domains, tmp_path):
     blurred = read_jsonl(RunDir(tmp_path / "r").scenario_path("mini_domains_defocus_blur_2"))
     assert len(blurred) == 3 and all(r["choices"] == ["circle", "square", "triangle"] for r in blurred)
     assert all(r["domain"] == "plain" for r in blurred)  # the ID domain's samples, corrupted
+    typed = read_jsonl(RunDir(tmp_path / "r").scenario_path("mini_domains_keyboard_1"))
+    clean = read_jsonl(RunDir(tmp_path / "r").scenario_path("mini_domains"))
+    for t, c in zip(typed, clean):  # the text shift perturbs the stem; the template and the options stay
+        assert t["text"] != c["text"] and t["choices"] == c["choices"]
+        assert t["text"].startswith("Given the image, answer the following question using the specified format. "
+                                    "Question: ")
+        assert t["text"].endswith("Choice list: ['circle', 'square', 'triangle']. Please choose a choice from the "
+                                  "list and respond with the following format: Answer Choice: [Your Answer Choice "
+                                  "Here]. Do not deviate from this format.")
 
 
 # --------------------------------------------------------------------------- bad input on the command line

@@ -152,3 +152,14 @@ def test_openai_sends_examples_as_earlier_image_url_turns(tmp_path, fake_openai)
     assert base64.b64decode(last[0]["image_url"]["url"].split(",", 1)[1]) == sample_image(5)
     [rec] = read_jsonl(RunDir(run).responses_path("m", "s"))
     assert "Answer Choice: [square]" in rec["prompt"]  # the recorded prompt shows the examples
+
+
+def test_the_vllm_backend_refuses_icl_scenarios_in_one_line(family_dir):
+    from tests.test_eval_vllm import StandInApi
+
+    from emidbench.eval.backends.vllm import VLLMBackend
+
+    backend = VLLMBackend(str(family_dir("qwen2_vl")), EvalOptions(backend="vllm"), api=StandInApi())
+    with pytest.raises(UserError, match=r"the VLLMBackend backend does not render in-context examples; evaluate "
+                                        r"the ICL scenarios \(\*_icl\*\) with the hf or openai backend"):
+        backend.check_examples()
