@@ -168,6 +168,21 @@ def test_same_seed_same_bytes_and_the_examples_change_with_the_seed(icl_run, min
     assert (other / "shifts" / name).read_bytes() != (out / "shifts" / name).read_bytes()
 
 
+def test_a_lost_example_image_is_made_again_on_a_rerun(mini_domains, tmp_path):
+    out = tmp_path / "r"
+    run_shift(mini_domains, "domains-icl", out, per_class=1, icl="2")
+    rd = RunDir(out)
+    name = "mini_domains_photo_icl2_target"
+    line = read_jsonl(rd.scenario_path(name))[0]
+    example = line["examples"][0]["image"]
+    assert example not in {r["image"] for sc in ("mini_domains", "mini_domains_photo", "mini_domains_sketch",
+                                                 "mini_domains_microscopy") for r in read_jsonl(rd.scenario_path(sc))}
+    before = rd.scenario_path(name).read_bytes()
+    rd.image_path(example).unlink()
+    run_shift(mini_domains, "domains-icl", out, per_class=1, icl="2")
+    assert rd.image_intact(example) and rd.scenario_path(name).read_bytes() == before
+
+
 def test_corruptions_compose_with_a_domain_suite(mini_domains, tmp_path):
     suite = tmp_path / "mix.yaml"
     suite.write_text("include: [domains]\nsynthetic:\n  visual: [{name: defocus_blur, severities: [2]}]\n"

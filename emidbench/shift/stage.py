@@ -345,13 +345,16 @@ class ShiftProgress:
         self._intact: dict[str, bool] = {}
 
     def is_done(self, name: str, fp: str, run: RunDir) -> bool:
-        """Its inputs are unchanged, its file is the one written, and so are its images (a
-        lost or damaged image makes the scenario, and that image, be made again)."""
+        """Its inputs are unchanged, its file is the one written, and so are its images, an
+        ICL scenario's example images included (a lost or damaged image makes the scenario,
+        and that image, be made again)."""
         rec = self.data.get(name) or {}
         path = run.scenario_path(name)
         if not (rec.get("fingerprint") == fp and path.is_file() and content_hash(path.read_bytes()) == rec.get("file")):
             return False
-        return all(self.image_intact(str(r.get("image"))) for _, r in iter_jsonl(path))
+        return all(self.image_intact(str(r.get("image")))
+                   and all(self.image_intact(str(e.get("image"))) for e in r.get("examples") or ())
+                   for _, r in iter_jsonl(path))
 
     def image_intact(self, name: str) -> bool:
         """RunDir.image_intact, each image hashed once per run (scenarios share images)."""
