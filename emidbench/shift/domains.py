@@ -213,7 +213,9 @@ def example_order(item: Sample, pool: list[Sample], seed: int, source: str, pool
     rng = random.Random(derive_seed(seed, "icl", source, pool_domain, item.question_id))
     by_class: dict[str, list[Sample]] = {}
     for s in pool:
-        if s.question_id == item.question_id or s.image_hash == item.image_hash:
+        # the item itself (question ids may repeat across domains: compared as the sample)
+        if s is item or (s.question_id == item.question_id and s.domain == item.domain) \
+                or s.image_hash == item.image_hash:
             continue
         by_class.setdefault(class_of(s), []).append(s)
     # classes in a fixed order before shuffling: the item's options first, then any others

@@ -126,6 +126,9 @@ def run_shift(
     paper_split = _paper_split(split_index, plans, bench, notes)
     sim = _similarity_filter(similarity_filter, plans)
     check_image_sizes(plans, samples_of)
+    # an ICL scenario's examples (K > an item's pool: refused here); its items are its whole domain
+    examples = icl_examples(plans, {p.name: samples_of[p.domain] for p in plans if p.icl}, domains, seed) \
+        if domains else {}
     split_embedder = _split_embedder(split_embedder, split_options)
 
     run = RunDir(out)
@@ -136,7 +139,6 @@ def run_shift(
     splits = {d: domain_split(bench, d, split_embedder, paper_split)
               for d in sorted({p.domain for p in plans if p.domain and p.split})}
     selected = {p.name: select(samples_of[p.domain], splits.get(p.domain), p.split) for p in plans}
-    examples = icl_examples(plans, selected, domains, seed) if domains else {}  # K > pool: refused here
 
     # From here on, files change: the manifest goes first (its presence means "finished").
     run.shifts.mkdir(parents=True, exist_ok=True)
