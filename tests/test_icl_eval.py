@@ -155,9 +155,8 @@ def test_openai_sends_examples_as_earlier_image_url_turns(tmp_path, fake_openai)
 
 
 def test_the_vllm_backend_refuses_icl_scenarios_in_one_line(family_dir):
-    from tests.test_eval_vllm import StandInApi
-
     from emidbench.eval.backends.vllm import VLLMBackend
+    from tests.test_eval_vllm import StandInApi
 
     backend = VLLMBackend(str(family_dir("qwen2_vl")), EvalOptions(backend="vllm"), api=StandInApi())
     with pytest.raises(UserError, match=r"the VLLMBackend backend does not render in-context examples; evaluate "
