@@ -107,7 +107,8 @@ def run_shift(
     samples_of: dict = {None: bench.samples, **bench.domains}
     notes: list[str] = []
     if domains and domains.record["chosen_by"] == "first domain":
-        notes.append(f"domain suite: ID domain {domains.id_domain!r}, the benchmark's first (--id-domain picks another)")
+        notes.append(f"domain suite: ID domain {domains.id_domain!r}, the benchmark's first "
+                     "(--id-domain picks another)")
     if any(s.splits for s in suite_obj.flatten()) and not bench.domains:
         notes.append(f"natural domain splits skipped: benchmark {bench.name} has no second visual domain "
                      "(attach one with --domain NAME=SPEC)")
