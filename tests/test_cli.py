@@ -76,7 +76,7 @@ def test_unknown_benchmark_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "emidbench: error: unknown benchmark 'no-such-bench': not a registered name "
-        "(llava-bench, llava-bench-coco, mini), a folder, a file or a hub id"]
+        "(llava-bench, llava-bench-coco, mini, mini-domains), a folder, a file or a hub id"]
 
 
 def test_missing_run_directory_stage(tmp_path):

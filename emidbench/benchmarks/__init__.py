@@ -28,6 +28,14 @@ def _mini(seed: int = 0, size: str = "default") -> Benchmark:
     return load_mini(seed=seed, size=size)
 
 
+@BENCHMARKS.register("mini-domains", "the mini shapes as a 3-way classification in 4 visual styles (offline "
+                                    "domain-shift demo): plain, photo, sketch, microscopy")
+def _mini_domains(seed: int = 0, size: str = "default", **_) -> Benchmark:
+    from emidbench.benchmarks.mini_domains import load_mini_domains
+
+    return load_mini_domains(seed=seed, size=size)
+
+
 @BENCHMARKS.register("llava-bench", "LLaVA-Bench COCO (ID) + In-the-Wild (natural domain), from the hub")
 def _llava_bench(seed: int = 0, size: str = "default") -> Benchmark:
     from emidbench.benchmarks.hf_dataset import load_hf_dataset

@@ -16,6 +16,8 @@ model name) of a run. A request is identified by sha256 over
     the image            sha256 of its bytes (not its file name)
     the prompt           exactly what the model is shown (the chat template's rendering)
     the settings         max_new_tokens, temperature, system prompt
+    the examples         an ICL request's example images (sha256 each, in order; their
+                         questions and answers are part of the prompt)
 so the ID set that two scenario families share, or a scenario evaluated under a second
 --name, is generated once. Failed requests are not cached (they are retried).
 Layout: RUN/cache/responses/<key[:2]>/<key>.json = {"text", "prompt"}.
@@ -34,9 +36,14 @@ from pathlib import Path
 from emidbench.common.cache import EntryCache
 
 
-def request_key(identity: str, image_sha256: str, prompt: str, settings: dict) -> str:
-    payload = json.dumps({"model": identity, "image": image_sha256, "prompt": prompt, "settings": settings},
-                         sort_keys=True, ensure_ascii=False)
+def request_key(identity: str, image_sha256: str, prompt: str, settings: dict,
+                examples: list[str] | None = None) -> str:
+    """`examples`: the in-context examples' image hashes, in order (their questions and
+    answers are in the prompt); absent from the key of a request without examples."""
+    body = {"model": identity, "image": image_sha256, "prompt": prompt, "settings": settings}
+    if examples:
+        body["examples"] = list(examples)
+    payload = json.dumps(body, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

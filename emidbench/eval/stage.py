@@ -40,7 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from emidbench.common.errors import UserError
 from emidbench.common.io import JsonlAppender
-from emidbench.eval.backends import BACKENDS, Request, Result
+from emidbench.eval.backends import BACKENDS, Example, Request, Result
 from emidbench.eval.cache import ResponseCache, request_key
 from emidbench.eval.options import EvalOptions
 from emidbench.eval.sharding import Dist, shard_path, shard_paths, take_shard
@@ -139,6 +139,8 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
             raise UserError(f"the {backend} backend parallelises itself; run it without torchrun/accelerate")
         engine = backend_cls(model, options)
         questions = {sc: rd.read_scenario(sc) for sc in chosen}
+        if any(q.get("examples") for records in questions.values() for q in records):
+            engine.check_examples()  # a backend or model that cannot show them: one line, before any answer
         items = _build_items(rd, engine, questions, settings)
         keys = {sc: {it.question_id: it.key for it in items[sc]} for sc in chosen}
 
@@ -270,29 +272,38 @@ def _build_items(rd: RunDir, engine, questions: dict, settings: dict) -> dict[st
     from emidbench.benchmarks.base import decode_image
 
     images: dict[str, tuple[bytes, str, str | None]] = {}
+
+    def image(name: str) -> tuple[bytes, str, str | None]:
+        if name not in images:
+            data, error = b"", None
+            try:
+                data = rd.image_path(name).read_bytes()
+                decode_image(data, f"image {name}")
+            except UserError as e:
+                error = str(e)
+            except OSError as e:
+                error = f"image {name}: cannot read ({type(e).__name__})"
+            images[name] = (data, hashlib.sha256(data).hexdigest(), error)
+        return images[name]
+
     items = {}
     for sc, records in questions.items():
         out = []
         for q in records:
-            name = q["image"]
-            if name not in images:
-                data, error = b"", None
-                try:
-                    data = rd.image_path(name).read_bytes()
-                    decode_image(data, f"image {name}")
-                except UserError as e:
-                    error = str(e)
-                except OSError as e:
-                    error = f"image {name}: cannot read ({type(e).__name__})"
-                images[name] = (data, hashlib.sha256(data).hexdigest(), error)
-            data, sha, error = images[name]
-            req = Request(data, str(q["text"]), settings["system_prompt"])
+            data, sha, error = image(q["image"])
+            examples, example_shas = [], []
+            for ex in q.get("examples") or ():  # an ICL scenario's examples (shift/domains.py)
+                ex_data, ex_sha, ex_error = image(str(ex["image"]))
+                error = error or (ex_error and f"in-context example: {ex_error}")
+                examples.append(Example(ex_data, str(ex["text"]), str(ex["answer"])))
+                example_shas.append(ex_sha)
+            req = Request(data, str(q["text"]), settings["system_prompt"], tuple(examples))
             try:
                 prompt = engine.prompt(req)
             except Exception as e:  # a template that refuses this item: its recorded failure
                 prompt, error = "", error or f"prompt: {type(e).__name__}: {_first_line(e)}"
-            out.append(_Item(sc, q["question_id"], req, prompt, request_key(engine.identity, sha, prompt, settings),
-                             error))
+            out.append(_Item(sc, q["question_id"], req, prompt,
+                             request_key(engine.identity, sha, prompt, settings, example_shas), error))
         items[sc] = out
     return items
 

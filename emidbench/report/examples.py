@@ -50,6 +50,8 @@ def galleries(manifest, id_name: str) -> list[Gallery]:
         if s.name == id_name:
             continue
         if s.family == "natural":
+            if s.extra.get("icl"):  # the same items as its domain's scenario, with examples before them
+                continue
             dom, split, lang = s.extra.get("domain"), s.extra.get("split"), s.extra.get("language") or "English"
             domain = (f"{dom}_{split}" if split else dom) if dom else "ID domain"
             natural.setdefault(domain, {})[lang] = s.name

@@ -30,6 +30,11 @@ class ShiftOptions(StageOptions):
     # MM_Robustness's filter on synonym replacement: a sentence encoder (hub id or folder) or a
     # text.similarity.SimilarityFilter (library use); None: no filter
     similarity_filter: Any = None
+    # a domain suite's settings, over the suite's `domains:` section (shift/domains.py)
+    id_domain: str | None = None  # the ID set's domain (default: the suite's, else the benchmark's first)
+    per_class: int | None = None  # at most N samples per class and domain (0: all)
+    icl: Any = None  # in-context-example scenarios: K, "2,4,8" or a list of K
+    icl_source: Any = None  # where the examples come from: id, target, "id,target" or a list
 
     def check(self) -> None:
         from emidbench.shift.split import check_split_embedder, check_split_options

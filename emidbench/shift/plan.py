@@ -33,17 +33,21 @@ def select(samples: list[Sample], split: dict | None, which: str | None) -> list
 
 
 def scenario_fingerprint(p: ScenarioPlan, samples: list[Sample], machine: dict, seed: int, sim: str | None = None,
-                         template: str | None = None) -> str:
+                         template: str | None = None, examples: list | None = None) -> str:
     """sha256 of everything the scenario's file is made from. Choice samples add their
-    options, domain and the question template (open-ended ones keep their old prints)."""
+    options, domain and the question template, an ICL scenario its examples (open-ended
+    ones keep their old prints)."""
     choice = any(s.is_choice for s in samples)
     parts = [[p.name, p.family, p.visual and p.visual.to_json(), p.text and p.text.to_json(), p.domain, p.language,
               p.split, seed, PNG_ENCODER if p.visual else None] + ([sim] if sim else [])
-             + ([template or DEFAULT_TEMPLATE] if choice else [])]
-    for s in samples:
+             + ([template or DEFAULT_TEMPLATE] if choice else [])
+             + ([p.icl, p.icl_source, p.domain_name] if p.icl or p.domain_name else [])]
+    for i, s in enumerate(samples):
         parts.append([s.question_id, s.image_hash, s.text, s.reference, s.category, s.context,
                       s.translations.get(p.language), machine.get((p.language, s.text))]
-                     + ([list(s.choices), s.domain] if s.is_choice or s.domain is not None else []))
+                     + ([list(s.choices), s.domain] if s.is_choice or s.domain is not None else [])
+                     + ([[e.question_id, e.image_hash, e.text, e.reference, list(e.choices)] for e in examples[i]]
+                        if examples is not None else []))
     return content_hash(json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"))
 
 
@@ -91,9 +95,10 @@ def print_plan(plans: list[ScenarioPlan], bench: Benchmark, suite: Suite, consol
     table.add_column("shift")
     table.add_column("n", justify="right")
     for p in plans:
-        parts = [f"{p.domain} {p.split}" if p.domain else "",
+        parts = [(f"{p.domain} {p.split}" if p.split else p.domain) if p.domain else "",
+                 f"icl {p.icl} ({p.icl_source})" if p.icl else "",
                  f"{p.visual.name} {p.visual.severity}" if p.visual else "",
                  f"{p.text.name} {p.text.severity}" if p.text else "",
-                 p.language if (p.family == "natural" or p.language != ENGLISH) else ""]
+                 p.language if ((p.family == "natural" and p.domain_name is None) or p.language != ENGLISH) else ""]
         table.add_row(p.name, p.family, " + ".join(x for x in parts if x) or "none (ID)", str(sizes[p.name]))
     (console or Console()).print(table)

@@ -37,16 +37,18 @@ removed when a run starts: its presence means the stage finished.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from emidbench.benchmarks.base import Benchmark
-from emidbench.benchmarks.choices import DEFAULT_TEMPLATE, render_question
+from emidbench.benchmarks.choices import DEFAULT_TEMPLATE, answer_line, render_question
 from emidbench.common.errors import UserError
 from emidbench.common.hashing import content_hash
 from emidbench.common.images import image_format
 from emidbench.common.io import atomic_write_json, iter_jsonl, read_json
 from emidbench.rundir import RunDir
 from emidbench.rundir.manifest import Manifest, ScenarioEntry
+from emidbench.shift.domains import by_domain, icl_examples, scenario_domain_name
 from emidbench.shift.images import ImageIndex, ImageWork, image_jobs
 from emidbench.shift.options import ShiftOptions
 from emidbench.shift.plan import check_image_sizes, domain_split, print_plan, scenario_fingerprint, select
@@ -70,22 +72,27 @@ def run_shift(benchmark: Benchmark, suite: str | Path | Suite, out: Path, option
               console=None, **kwargs) -> Manifest:
     """Write RUN/shifts/ for `benchmark` under `suite` (a built-in name, a YAML path or a
     Suite); returns the manifest. options: a ShiftOptions, or its fields as keywords
-    (seed=1, workers=2, ...; shift/options.py). `split_embedder` ranks a second domain's images for its
-    easy/hard split: an embedder object, or a name (`pixel`, the default; `paper`;
+    (seed=1, workers=2, ...; shift/options.py). `split_embedder` ranks a second domain's
+    images for its easy/hard split: an embedder object, or a name (`pixel`, the default; `paper`;
     `offline`) built with `split_options`. Everything that can be wrong with the inputs is
     checked before anything is written. `split_index`: the paper's released easy/hard split
     (split.read_split_index) instead of computing one. `similarity_filter`: a sentence
     encoder (hub id or folder, or a text.similarity.SimilarityFilter) for MM_Robustness's
-    filter on synonym replacement (text/similarity.py)."""
+    filter on synonym replacement (text/similarity.py). `id_domain`, `per_class`, `icl`,
+    `icl_source`: a domain suite's settings, over the suite's own (domains.py)."""
     o = ShiftOptions.of(options, kwargs, "run_shift")
     o.check()
     seed, workers, translator, split_embedder = o.seed, o.workers, o.translator, o.split_embedder
     say = _sayer(console)
-    bench = benchmark.limit(o.limit)
     suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
-    plans = plan_scenarios(bench, suite_obj)
+    suite_obj, domains = _domain_suite(benchmark, suite_obj, o)
+    bench = domains.bench if domains else benchmark.limit(o.limit)
+    plans = plan_scenarios(bench, suite_obj, id_domain=domains and domains.id_domain)
     samples_of: dict = {None: bench.samples, **bench.domains}
     notes: list[str] = list(bench.notes)  # what the loader left out (rows with several labels)
+    if domains and domains.record["chosen_by"] == "first domain":
+        notes.append(f"domain suite: ID domain {domains.id_domain!r}, the benchmark's first "
+                     "(--id-domain picks another)")
     if any(s.splits for s in suite_obj.flatten()) and not bench.domains:
         notes.append(f"natural domain splits skipped: benchmark {bench.name} has no second visual domain "
                      "(attach one with --domain NAME=SPEC)")
@@ -100,6 +107,9 @@ def run_shift(benchmark: Benchmark, suite: str | Path | Suite, out: Path, option
     paper_split = _paper_split(o.split_index, plans, bench, notes)
     sim = _similarity_filter(o.similarity_filter, plans)
     check_image_sizes(plans, samples_of)
+    # an ICL scenario's examples (K > an item's pool: refused here); its items are its whole domain
+    examples = icl_examples(plans, {p.name: samples_of[p.domain] for p in plans if p.icl}, domains, seed) \
+        if domains else {}
     split_embedder = _split_embedder(split_embedder, o.split_options)
 
     run = RunDir(out)
@@ -107,7 +117,9 @@ def run_shift(benchmark: Benchmark, suite: str | Path | Suite, out: Path, option
     plans, machine, provenance, cache = languages(plans, samples_of, translator, run, notes)
     for n in notes:
         say(f"note: {n}")
-    splits = {d: domain_split(bench, d, split_embedder, paper_split) for d in sorted({p.domain for p in plans if p.domain})}
+    splits = {d: domain_split(bench, d, split_embedder, paper_split)
+              for d in sorted({p.domain for p in plans if p.domain and p.split})}
+    selected = {p.name: select(samples_of[p.domain], splits.get(p.domain), p.split) for p in plans}
 
     # From here on, files change: the manifest goes first (its presence means "finished").
     run.shifts.mkdir(parents=True, exist_ok=True)
@@ -116,17 +128,16 @@ def run_shift(benchmark: Benchmark, suite: str | Path | Suite, out: Path, option
         atomic_write_json(run.shifts / TRANSLATIONS, cache)
 
     progress = ShiftProgress(run)
-    selected = {p.name: select(samples_of[p.domain], splits.get(p.domain), p.split) for p in plans}
     template = suite_obj.question_template  # choice tasks' question wording (None: Zhang et al.'s)
-    fingerprints = {p.name: scenario_fingerprint(p, selected[p.name], machine, seed, filter_of(p, sim), template)
-                    for p in plans}
+    fingerprints = {p.name: scenario_fingerprint(p, selected[p.name], machine, seed, filter_of(p, sim), template,
+                                                 examples.get(p.name)) for p in plans}
     todo = [p for p in plans if not progress.is_done(p.name, fingerprints[p.name], run)]
 
     index = ImageIndex(run, intact=progress.image_intact)
     job_of, missing, sources = image_jobs(todo, selected, seed, index)
     work = ImageWork(run, index, missing, sources, workers, console)
     questions = _images_and_questions(work, Questions(todo, selected, seed, machine, sim), index)
-    _write_scenarios(run, todo, selected, questions, job_of, index, progress, fingerprints, sim, template)
+    _write_scenarios(run, todo, selected, questions, job_of, index, progress, fingerprints, sim, template, examples)
 
     manifest = _manifest(bench, suite_obj, plans, selected, fingerprints, progress, provenance, sim, seed, run, extra={
         "source": bench.source, "limit": o.limit, "notes": notes, "splits": splits,
@@ -135,6 +146,7 @@ def run_shift(benchmark: Benchmark, suite: str | Path | Suite, out: Path, option
         "similarity_filter": filter_record(sim, o.similarity_filter, plans, progress),
         "seeds": "image: sha256(seed, image sha256, corruption, severity); text: sha256(seed, scenario, question_id)",
         **_choice_record(bench, template),
+        **({"domain_suite": {**suite_obj.domain_setup().record(), **domains.record}} if domains else {}),
     })
     run.write_manifest(manifest)
     filt = manifest.extra["similarity_filter"]
@@ -146,6 +158,21 @@ def run_shift(benchmark: Benchmark, suite: str | Path | Suite, out: Path, option
         say(f"shift: {len(plans)} scenarios ({len(plans) - len(todo)} already done), "
             f"{work.total} corrupted images computed ({len(job_of) - work.total} reused from an earlier run)")
     return manifest
+
+
+def _domain_suite(benchmark: Benchmark, suite: Suite, o: ShiftOptions):
+    """(suite, Domains) for a domain suite — the command line's settings over the suite's,
+    the benchmark regrouped by domain and sampled; (suite, None) for any other suite."""
+    setup = suite.domain_setup()
+    given = {"--id-domain": o.id_domain, "--per-class": o.per_class, "--icl": o.icl, "--icl-source": o.icl_source}
+    if setup is None:
+        used = [k for k, v in given.items() if v is not None]
+        if used:
+            raise UserError(f"{', '.join(used)}: suite {suite.name} has no domains section; use a domain suite "
+                            "(--suite domains, or a YAML file with `domains:`)")
+        return suite, None
+    setup = setup.with_options(o.id_domain, o.per_class, o.icl, o.icl_source)
+    return replace(suite, domains=setup), by_domain(benchmark, setup, o.seed, o.limit)
 
 
 def _sayer(console):
@@ -218,32 +245,53 @@ def _choice_record(bench: Benchmark, template: str | None) -> dict:
 
 
 def _write_scenarios(run: RunDir, todo, selected: dict, questions: dict, job_of: dict, index: ImageIndex,
-                     progress: "ShiftProgress", fingerprints: dict, sim, template: str | None = None) -> None:
+                     progress: "ShiftProgress", fingerprints: dict, sim, template: str | None = None,
+                     examples: dict | None = None) -> None:
     """Each scenario still to write, atomically, then marked done with its fingerprint."""
     originals: dict[str, str] = {}
+
+    def original(s) -> str:
+        if s.image_hash not in originals:
+            originals[s.image_hash] = run.put_image(s.image, image_format(s.image))
+        return originals[s.image_hash]
+
     for p in todo:
         records = []
-        for s, text in zip(selected[p.name], questions[p.name][0]):
+        per_item = (examples or {}).get(p.name)
+        for i, (s, text) in enumerate(zip(selected[p.name], questions[p.name][0])):
             h = s.image_hash
             if p.visual is not None:
                 image = index.done[job_of[(h, p.visual.name, p.visual.severity)].key]
             else:
-                if h not in originals:
-                    originals[h] = run.put_image(s.image, image_format(s.image))
-                image = originals[h]
+                image = original(s)
             rec = {"question_id": s.question_id, "image": image, "text": text, "category": s.category,
                    "reference": s.reference}
-            if s.is_choice:  # the stem after its text shift, then the options (never perturbed)
-                rec["text"] = render_question(text, s.choices, template)
-                rec["choices"] = list(s.choices)
-            if s.domain is not None:
-                rec["domain"] = s.domain
             if s.context is not None:
                 rec["context"] = s.context
+            rec.update(choice_fields(s, text, per_item[i] if per_item is not None else None, original, template))
             records.append(rec)
         run.write_scenario(p.name, records)
         progress.mark(p.name, fingerprints[p.name], run, questions[p.name][1],
                       similarity=sim.stats.get(p.name) if filter_of(p, sim) else None)
+
+
+def choice_fields(s, text: str, examples: list | None, image_name, template: str | None) -> dict:
+    """A line's choice-task fields (benchmarks/choices.py): the question — the stem after its
+    text shift — rendered through the template with the options (never perturbed), the
+    options, the domain, and an ICL scenario's examples (each stored as its original image).
+    `image_name(sample)` stores an image and gives its name. {} for an open-ended sample."""
+    out: dict = {}
+    if s.is_choice:
+        out.update(text=render_question(text, s.choices, template, with_examples=bool(examples)),
+                   choices=list(s.choices), reference=s.reference)
+    if s.domain is not None:
+        out["domain"] = s.domain
+    if examples is not None:
+        out["examples"] = [{"image": image_name(e),
+                            "text": render_question(e.text, e.choices, template) if e.is_choice else e.text,
+                            "answer": answer_line(e.reference) if e.is_choice else e.reference}
+                           for e in examples]
+    return out
 
 
 def _manifest(bench: Benchmark, suite: Suite, plans, selected: dict, fingerprints: dict, progress: "ShiftProgress",
@@ -265,6 +313,10 @@ def _manifest(bench: Benchmark, suite: Suite, plans, selected: dict, fingerprint
         entries.append(ScenarioEntry(p.name, p.family, p.modality, p.visual, p.text, len(selected[p.name]),
                                      run.scenario_path(p.name).name, extra_p))
     aliases = {f"{bench.name}_{ENGLISH}": bench.name} if has_natural else {}
+    if suite.domain_setup() is not None:  # a domain suite's ID set is also <name>_<ID domain>
+        id_domain = extra.get("domain_suite", {}).get("id_domain")
+        if id_domain is not None:
+            aliases[f"{bench.name}_{scenario_domain_name(id_domain)}"] = bench.name
     return Manifest(suite.name, bench.name, seed, bench.name, entries, extra={**extra, "aliases": aliases})
 
 
@@ -283,13 +335,16 @@ class ShiftProgress:
         self._intact: dict[str, bool] = {}
 
     def is_done(self, name: str, fp: str, run: RunDir) -> bool:
-        """Its inputs are unchanged, its file is the one written, and so are its images (a
-        lost or damaged image makes the scenario, and that image, be made again)."""
+        """Its inputs are unchanged, its file is the one written, and so are its images, an
+        ICL scenario's example images included (a lost or damaged image makes the scenario,
+        and that image, be made again)."""
         rec = self.data.get(name) or {}
         path = run.scenario_path(name)
         if not (rec.get("fingerprint") == fp and path.is_file() and content_hash(path.read_bytes()) == rec.get("file")):
             return False
-        return all(self.image_intact(str(r.get("image"))) for _, r in iter_jsonl(path))
+        return all(self.image_intact(str(r.get("image")))
+                   and all(self.image_intact(str(e.get("image"))) for e in r.get("examples") or ())
+                   for _, r in iter_jsonl(path))
 
     def image_intact(self, name: str) -> bool:
         """RunDir.image_intact, each image hashed once per run (scenarios share images)."""

@@ -20,10 +20,17 @@ A suite has any of these keys (all optional):
                                          #   ({choices}: the options' Python list repr); default:
                                          #   Zhang et al.'s (benchmarks/choices.py). An including
                                          #   suite's wins over an included one's.
+    domains:                             # one scenario per domain of the benchmark (domains.py)
+      id_domain: photo                   # the ID set (default: the first domain; --id-domain)
+      per_class: 10                      # at most N samples per class and domain (--per-class)
+      icl: [2, 4, 8]                     # in-context-example scenarios, K examples (--icl)
+      icl_source: [id, target]           # examples from the ID domain and/or the target (--icl-source)
 
 Names follow the paper's released datasets: <id>[_<corruption>_<k>][_<perturbation>_<k>]
 for synthetic shifts (`llava_bench_coco_defocus_blur_5_KeyboardAug_3`), <id>_<Language>
-and <domain>_<split>_<Language> for natural ones (`llava_bench_in_the_wild_hard_Korean`).
+and <domain>_<split>_<Language> for natural ones (`llava_bench_in_the_wild_hard_Korean`),
+<id>_<domain> for a domain suite's domains and <id>_<domain>_icl<K>_<source> for their
+in-context-example scenarios (`pacs_sketch_icl4_target`).
 The ID set is always the first scenario and appears once; the natural family's name for
 it, <id>_English, is recorded in the manifest as an alias.
 
@@ -34,14 +41,16 @@ Errors name the file and line: `mine.yaml:4: unknown key 'synthetic.visual[1].se
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from emidbench.common.errors import UserError, closest, did_you_mean
 from emidbench.common.yamlfile import LineList, LineMap, kind, read_yaml
 from emidbench.rundir.manifest import ShiftSpec
+from emidbench.shift.domains import DomainSetup, check_per_class, parse_icl, parse_icl_source, scenario_domain_name
 
-TOP_KEYS = {"description", "include", "synthetic", "natural", "scenarios", "choice_template"}
+TOP_KEYS = {"description", "include", "synthetic", "natural", "scenarios", "choice_template", "domains"}
+DOMAINS_KEYS = {"id_domain", "per_class", "icl", "icl_source"}
 SYNTHETIC_KEYS = {"grid", "visual", "text"}
 SHIFT_KEYS = {"name", "severities"}
 NATURAL_KEYS = {"languages", "splits"}
@@ -62,6 +71,9 @@ class ScenarioPlan:
     domain: str | None = None  # None: the ID domain
     language: str = ENGLISH
     split: str | None = None
+    icl: int = 0  # in-context examples per item (a domain suite's ICL scenarios)
+    icl_source: str | None = None  # id | target: where they come from
+    domain_name: str | None = None  # a domain suite's domain (the ID domain's too, where domain is None)
 
     @property
     def modality(self) -> str:
@@ -73,11 +85,15 @@ class ScenarioPlan:
         out: dict = {}
         if self.family == "natural" or self.domain:
             out.update(domain=self.domain, language=self.language, split=self.split)
+        if self.domain_name is not None:
+            out["domain"] = self.domain_name
+        if self.icl:
+            out["icl"] = {"k": self.icl, "source": self.icl_source}
         return out
 
     def same_work(self, other: "ScenarioPlan") -> bool:
-        return (self.visual, self.text, self.domain, self.language, self.split) == \
-            (other.visual, other.text, other.domain, other.language, other.split)
+        return (self.visual, self.text, self.domain, self.language, self.split, self.icl, self.icl_source) == \
+            (other.visual, other.text, other.domain, other.language, other.split, other.icl, other.icl_source)
 
 
 @dataclass
@@ -93,6 +109,7 @@ class Suite:
     custom: list = field(default_factory=list)  # [(name | None, visual ShiftSpec, text ShiftSpec, where)]
     parts: list = field(default_factory=list)  # included suites
     choice_template: str | None = None  # None: benchmarks.choices.DEFAULT_TEMPLATE
+    domains: DomainSetup | None = None  # a domain suite (domains.py)
 
     @property
     def question_template(self) -> str | None:
@@ -110,7 +127,12 @@ class Suite:
 
     @property
     def has_natural(self) -> bool:
-        return any(s.languages or s.splits for s in self.flatten())
+        return any(s.languages or s.splits or s.domains for s in self.flatten())
+
+    def domain_setup(self) -> DomainSetup | None:
+        """The `domains:` section in force: this suite's, else the last included one's."""
+        found = [s.domains for s in self.flatten() if s.domains is not None]
+        return found[-1] if found else None
 
 
 # --------------------------------------------------------------------------- finding suites
@@ -193,6 +215,9 @@ def load_suite(spec: str | Path, _seen: tuple = (), _relative_to: Path | None = 
         for s in suite.splits:
             if s not in SPLITS:
                 raise v.error(nat, "splits", f"unknown split {s!r} (use {', '.join(SPLITS)})")
+    dom = data.get("domains")
+    if dom is not None:
+        suite.domains = v.domains(data, dom)
     for i, sc in enumerate(v.list_of(data, "scenarios", dict, ""), start=1):
         label = f"scenarios[{i}]"
         v.keys(sc, SCENARIO_KEYS, f"{label}.", data, "scenarios")
@@ -272,6 +297,21 @@ class _Validator:
                 out.append((name, self.severity(kind, name, sev, item, "severities")))
         return out
 
+    def domains(self, data, dom) -> DomainSetup:
+        if dom == {} or dom is True:  # `domains:` with defaults only
+            return DomainSetup(where=self.where)
+        self.keys(dom, DOMAINS_KEYS, "domains.", data, "domains")
+        setup = DomainSetup(where=self.where)
+        try:
+            if dom.get("id_domain") is not None:
+                setup = setup.with_options(id_domain=dom["id_domain"])
+            for key, parse in (("per_class", check_per_class), ("icl", parse_icl), ("icl_source", parse_icl_source)):
+                if dom.get(key) is not None:
+                    setup = replace(setup, **{key: parse(dom[key], f"domains.{key}")})
+        except UserError as e:
+            raise self.error(dom, next((k for k in dom if str(k) in str(e)), None), str(e)) from None
+        return setup
+
     def spec(self, sc, kind: str, label: str) -> ShiftSpec | None:
         d = sc.get(kind)
         if d is None:
@@ -293,7 +333,8 @@ def synthetic_name(base: str, visual: ShiftSpec | None, text: ShiftSpec | None) 
     return name
 
 
-def plan_scenarios(benchmark, suite, domains: list[str] | None = None) -> list[ScenarioPlan]:
+def plan_scenarios(benchmark, suite, domains: list[str] | None = None, id_domain: str | None = None
+                   ) -> list[ScenarioPlan]:
     """Every scenario of `suite` on `benchmark`, the ID set first and once.
 
     `plan_scenarios(benchmark, "paper-61")`: a Benchmark and a suite name, path or Suite.
@@ -302,9 +343,11 @@ def plan_scenarios(benchmark, suite, domains: list[str] | None = None) -> list[S
     """
     if isinstance(benchmark, Suite):
         suite_obj, id_name, domain_names = benchmark, str(suite), list(domains or [])
+        domain_order = domain_names
     else:
         suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
         id_name, domain_names = benchmark.name, sorted(benchmark.domains)
+        domain_order = list(benchmark.domains)  # a domain suite: the benchmark's own order
     plans = [ScenarioPlan(id_name, "id")]
     by_name = {id_name: plans[0]}
 
@@ -334,4 +377,24 @@ def plan_scenarios(benchmark, suite, domains: list[str] | None = None) -> list[S
                                      split=split), s.path)
         for name, v, t, where in s.custom:
             add(ScenarioPlan(name or synthetic_name(id_name, v, t), "custom", v, t), where)
+    setup = suite_obj.domain_setup()
+    if setup is not None:
+        for p in domain_plans(id_name, setup, id_domain or setup.id_domain, domain_order):
+            add(p, setup.where)
+    return plans
+
+
+def domain_plans(id_name: str, setup: DomainSetup, id_domain: str | None, others: list[str]) -> list[ScenarioPlan]:
+    """A domain suite's scenarios beyond the ID set: each other domain, then the ICL ones
+    (per domain, per K, per source; the ID domain's with source `id` only)."""
+    plans = [ScenarioPlan(f"{id_name}_{scenario_domain_name(d)}", "natural", domain=d, domain_name=d) for d in others]
+    id_label = id_domain if id_domain is not None else id_name
+    for d in [None, *others]:
+        for k in setup.icl:
+            for src in setup.icl_source:
+                if d is None and src != "id":
+                    continue
+                name = f"{id_name}_{scenario_domain_name(d if d is not None else id_label)}_icl{k}_{src}"
+                plans.append(ScenarioPlan(name, "natural", domain=d, icl=k,
+                                          icl_source=src, domain_name=d if d is not None else id_domain))
     return plans

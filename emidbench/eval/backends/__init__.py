@@ -24,10 +24,21 @@ BACKENDS: Registry = Registry("model backend", plugins=[f"emidbench.eval.backend
 
 
 @dataclass(frozen=True)
+class Example:
+    """One in-context example: an earlier user turn (image + question) and the model's
+    turn that answers it (issue 16: an ICL scenario's line carries them)."""
+
+    image: bytes
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
 class Request:
     image: bytes  # the encoded image (PNG, JPEG, ...) as stored in RUN/shifts/images/
     question: str
     system_prompt: str | None = None
+    examples: tuple[Example, ...] = ()  # in-context examples, shown before the question in this order
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ class Backend(Protocol):
     identity: str
     batch_size: int  # how many requests `answer` takes at once
     shardable: ClassVar[bool] = True  # False: refuse torchrun ranks (a backend that parallelises itself)
+    takes_examples: ClassVar[bool] = False  # renders Request.examples (in-context examples) as earlier turns
 
     def __init__(self, model: str, options: "EvalOptions") -> None: ...
 
@@ -63,6 +75,15 @@ class Backend(Protocol):
     def record(self) -> dict:
         """What the run record (eval.json) says about the backend (no secrets)."""
         ...
+
+    def check_examples(self) -> None:
+        """Called once when the selected scenarios carry in-context examples: raise a
+        UserError (one line) if this backend or model cannot show them."""
+        from emidbench.common.errors import UserError
+
+        if not self.takes_examples:
+            raise UserError(f"the {type(self).__name__} backend does not render in-context examples; evaluate the "
+                            "ICL scenarios (*_icl*) with the hf or openai backend, or leave them out with --scenarios")
 
     def load(self) -> None:
         """Load the weights; called only when something is left to generate (a rerun

@@ -53,6 +53,14 @@ PLAIN_PROMPTS = {
 # Multimodal models outside the image-text-to-text mapping that take an image and text
 # through AutoModelForMultimodalLM (image + audio models): Phi-4-multimodal.
 MULTIMODAL_LM = {"phi4_multimodal"}
+# Families that take one image per prompt: in-context examples (earlier turns with their
+# own images) are refused with this reason. PaliGemma has no chat template (no turns);
+# Meta recommends one image for Llama 3.2 Vision (it "doesn't work reliably well with
+# multiple images", model card discussion #43).
+ONE_IMAGE = {
+    "paligemma": "PaliGemma takes one image and a plain prompt (no chat turns)",
+    "mllama": "Llama 3.2 Vision is meant for one image per prompt (Meta: it does not work reliably with several)",
+}
 ATTN_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "eager")
 
 
@@ -74,7 +82,7 @@ class PromptRenderer:
             return f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
         if req.system_prompt and not self.system_folded:
             messages = [{"role": "system", "content": [{"type": "text", "text": req.system_prompt}]},
-                        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": req.question}]}]
+                        *self.turns(req)]
             try:
                 return self.processor.apply_chat_template(messages, add_generation_prompt=True, **self.template)
             except Exception as e:
@@ -82,9 +90,25 @@ class PromptRenderer:
                     raise
                 # Mllama's template: "Prompting with images is incompatible with system messages".
                 self.system_folded = True
-        question = f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, **self.template)
+        return self.processor.apply_chat_template(self.turns(req, fold=req.system_prompt), add_generation_prompt=True,
+                                                  **self.template)
+
+    @staticmethod
+    def turns(req: Request, fold: str | None = None) -> list[dict]:
+        """The conversation: each in-context example as a user turn (its image, its question)
+        and the assistant turn answering it, then the question. `fold`: a system text put
+        at the start of the first user turn."""
+        def user(text: str) -> dict:
+            return {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}
+
+        messages = []
+        for ex in req.examples:
+            messages += [user(ex.question), {"role": "assistant", "content": [{"type": "text", "text": ex.answer}]}]
+        messages.append(user(req.question))
+        if fold:
+            first = messages[0]["content"][1]
+            first["text"] = f"{fold}\n\n{first['text']}"
+        return messages
 
 
 @BACKENDS.register("hf", "transformers: AutoProcessor + AutoModelForImageTextToText, batched greedy")
@@ -176,6 +200,16 @@ class HFBackend(Backend):
     def system_folded(self) -> bool:
         return self.renderer.system_folded
 
+    takes_examples = True
+
+    def check_examples(self) -> None:
+        """In-context examples need a chat template and a family that takes several images."""
+        reason = ONE_IMAGE.get(self.model_type) or ("its processor has no chat template (no turns)"
+                                                    if self.plain_prompt else None)
+        if reason:
+            raise UserError(f"{self.model_id}: in-context examples need several images in one prompt; {reason}. "
+                            "Evaluate this model on the other scenarios (--scenarios without the *_icl* ones)")
+
     def prompt(self, req: Request) -> str:
         """The exact text the processor tokenises. Raises for an item whose template fails
         (the stage records that item as failed)."""
@@ -203,8 +237,9 @@ class HFBackend(Backend):
         results: list[Result | None] = [None] * len(requests)
         images = {}
         for i, r in enumerate(requests):
-            try:
-                images[i] = decode_image(r.image, "image")
+            try:  # the examples' images first, in the order their turns come
+                images[i] = [decode_image(e.image, "in-context example image") for e in r.examples] + \
+                    [decode_image(r.image, "image")]
             except UserError as e:
                 results[i] = Result("", prompts[i], str(e))
         ok = [i for i in range(len(requests)) if results[i] is None]
@@ -249,13 +284,15 @@ class HFBackend(Backend):
 
     def encode(self, images: list, prompts: list[str]):
         """What the model is fed: the processor's tokenisation as apply_chat_template(tokenize=True)
-        does it — no special tokens added to a rendering that starts with BOS already."""
+        does it — no special tokens added to a rendering that starts with BOS already.
+        `images`: per prompt, an image or the list of its images in turn order."""
         bos = self.tokenizer.bos_token
         starts = {bool(bos) and p.startswith(bos) for p in prompts}
         if len(starts) > 1:  # never from one template; a batch with both would tokenise half wrong
             raise ValueError("prompts disagree on whether they start with BOS")
         extra = {"add_special_tokens": False} if starts == {True} else {}
-        return self.processor(images=[[im] for im in images], text=prompts, padding=True, return_tensors="pt", **extra)
+        nested = [list(im) if isinstance(im, (list, tuple)) else [im] for im in images]
+        return self.processor(images=nested, text=prompts, padding=True, return_tensors="pt", **extra)
 
     def _generate(self, images: list, prompts: list[str]) -> list[str]:
         import torch

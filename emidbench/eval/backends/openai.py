@@ -24,11 +24,18 @@ from emidbench.eval.backends import BACKENDS, Backend, Request, Result
 from emidbench.eval.options import EvalOptions
 
 
-def chat_messages(req: Request, image_url: str) -> list[dict]:
-    """The OpenAI message list: optional system message, then the image and the question."""
+def chat_messages(req: Request, image_url: str, example_urls: list[str] = ()) -> list[dict]:
+    """The OpenAI message list: optional system message, each in-context example as a user
+    turn (its image_url part, its question) and the assistant's answer, then the image and
+    the question."""
+    def user(url: str, text: str) -> dict:
+        return {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
+                                            {"type": "text", "text": text}]}
+
     messages = [{"role": "system", "content": req.system_prompt}] if req.system_prompt else []
-    messages.append({"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_url}},
-                                                 {"type": "text", "text": req.question}]})
+    for ex, url in zip(req.examples, example_urls):
+        messages += [user(url, ex.question), {"role": "assistant", "content": ex.answer}]
+    messages.append(user(image_url, req.question))
     return messages
 
 
@@ -53,16 +60,25 @@ class OpenAIBackend(Backend):
         return {"base_url": self.client.base_url, "api_key_env": self.client.api_key_env,
                 "concurrency": self.concurrency, **self.client.options.record()}
 
+    takes_examples = True
+
     def prompt(self, req: Request) -> str:
-        return f"{req.system_prompt}\n\n{req.question}" if req.system_prompt else req.question
+        """The text of the conversation (the images are data URLs, keyed by hash): system,
+        each example's question and answer, the question."""
+        parts = [req.system_prompt] if req.system_prompt else []
+        for ex in req.examples:
+            parts += [f"[image] {ex.question}", f"[assistant] {ex.answer}"]
+        parts.append(f"[image] {req.question}" if req.examples else req.question)
+        return "\n\n".join(parts)
 
     def _one(self, req: Request) -> Result:
         try:
             url = data_url(req.image)
+            example_urls = [data_url(ex.image) for ex in req.examples]
         except Exception:
             return Result("", self.prompt(req), "image does not decode (not a known image format)")
-        body = {"model": self.model, "messages": chat_messages(req, url), "max_tokens": self.max_new_tokens,
-                "temperature": self.temperature}
+        body = {"model": self.model, "messages": chat_messages(req, url, example_urls),
+                "max_tokens": self.max_new_tokens, "temperature": self.temperature}
         if self.temperature > 0:
             body["seed"] = 0
         try:
