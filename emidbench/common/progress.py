@@ -34,7 +34,11 @@ class StepTimes:
         try:
             yield
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+            self.add(name, time.perf_counter() - t0)
+
+    def add(self, name: str, seconds: float) -> None:
+        """A step timed by the caller (one that does not fit a with-block)."""
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
     def to_json(self) -> dict:
         """{"steps": {name: seconds}, "total": seconds since this object was made, "unit"}; ms resolution."""
