@@ -67,3 +67,17 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "emidbench", *map(str, args)], cwd=cwd or REPO,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def reproducible_bytes(path):
+    """A file's bytes; for score.json, the bytes it has with its timings emptied (each
+    step's wall time differs from run to run), after checking they are there."""
+    data = path.read_bytes()
+    if path.name != "score.json":
+        return data
+    record = json.loads(data)
+    steps = record["timings"]["steps"]
+    assert {"read answers", "embed", "estimator", "metrics", "write"} <= set(steps)
+    assert all(isinstance(v, float) and v >= 0 for v in steps.values()) and record["timings"]["total"] >= 0
+    record["timings"] = {}
+    return json.dumps(record, indent=2).encode()

@@ -141,21 +141,25 @@ def pooled_pairs(per_model: dict[str, tuple[dict, dict]]) -> tuple[np.ndarray, n
         mx, my = [], []
         for sc, s in sets.items():
             x = s.x
+            new = []  # items whose reference pair is not in yet
             for i, it in enumerate(items[sc]):
                 key = (sc, str(it["question_id"]))
                 if key not in seen:
                     seen.add(key)
-                    ref_x.append(x[i])
-                    ref_y.append(s.y[i])
+                    new.append(i)
+            if new:  # gathered once per scenario (a row view would keep the whole gathered set alive)
+                ref_x.append(x[new])
+                ref_y.append(s.y[new])
             mx.append(x)
             my.append(s.y_hat)
         mx, my = np.concatenate(mx), np.concatenate(my)
         ans_x.append(mx)
         ans_y.append(my)
         digests[model] = {"n_answer_pairs": int(len(mx)), "pairs_sha256": pairs_digest(mx, my)}
-    xs = np.concatenate([np.stack(ref_x), *ans_x])
-    ys = np.concatenate([np.stack(ref_y), *ans_y])
-    return xs, ys, digests, len(ref_x)
+    n_ref = sum(len(r) for r in ref_x)
+    xs = np.concatenate([*ref_x, *ans_x])
+    ys = np.concatenate([*ref_y, *ans_y])
+    return xs, ys, digests, n_ref
 
 
 def fit_shared(scores_root: Path, per_model: dict, embedder_identity: str, seed: int, ensemble: int, say,
