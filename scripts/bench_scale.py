@@ -302,7 +302,8 @@ def main() -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--size", help=argparse.SUPPRESS)
     ap.add_argument("--run", help=argparse.SUPPRESS)
-    ap.add_argument("--sizes", nargs="+", default=["large", "xlarge"], help="mini sizes (large = 10x, xlarge = 100x)")
+    ap.add_argument("--sizes", nargs="*", default=["large", "xlarge"],
+                    help="mini sizes (large = 10x, xlarge = 100x); none: only the OpenMP check")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="shift --workers to measure")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -319,11 +320,17 @@ def main() -> None:
 
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; one fresh process per stage")
     if not args.skip_fit_check:
-        print("CLUB fit, ms per optimiser step (2 threads), measured back to back:")
-        for policy in ("ACTIVE", "PASSIVE", "ACTIVE", "PASSIVE"):
+        print("CLUB fit, ms per optimiser step (2 threads), spinning and sleeping OpenMP threads alternated:")
+        got = {"ACTIVE": [], "PASSIVE": []}
+        for policy in ("ACTIVE", "PASSIVE") * 3:
             res, _, _ = measure("fit-step", {"OMP_WAIT_POLICY": policy})
+            got[policy].append((res["ms_per_step"], res["cpu_ms_per_step"]))
             print(f"  OMP_WAIT_POLICY={policy:<8} {res['ms_per_step']:7.1f} ms wall {res['cpu_ms_per_step']:7.1f} ms CPU"
                   f"  (load average {os.getloadavg()[0]:.1f})", flush=True)
+        med = {k: [sorted(x[i] for x in v)[len(v) // 2] for i in (0, 1)] for k, v in got.items()}
+        print(f"  median: spinning {med['ACTIVE'][0]:.1f} ms wall / {med['ACTIVE'][1]:.1f} ms CPU, sleeping "
+              f"{med['PASSIVE'][0]:.1f} / {med['PASSIVE'][1]:.1f}: {med['ACTIVE'][0] / med['PASSIVE'][0]:.1f}x "
+              "the wall time per step")
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_scale_"))
     root.mkdir(parents=True, exist_ok=True)
     try:
