@@ -354,3 +354,22 @@ def test_embeddings_are_held_once_per_distinct_input_and_gathered_by_index(tmp_p
     run_score(run, "m", estimator="fit-per-model")
     record = json.loads((run / "scores" / "m" / "score.json").read_text())
     assert record["counts"]["distinct_embedded"] == {"images": 8, "texts": len(texts), "uses": uses}
+
+
+def test_openmp_threads_sleep_while_waiting_unless_the_user_chose():
+    """emidbench sets OMP_WAIT_POLICY=PASSIVE before torch loads (spinning threads made a
+    CLUB fit step ~15x slower on a busy machine), and keeps a value the user set."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    code = "import emidbench, os, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["PYTHONPATH"] = str(REPO)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
