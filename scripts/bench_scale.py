@@ -11,6 +11,7 @@ process's, read with wait4), against the bare cost of the work it cannot avoid:
   shift/N     run_shift(mini, paper-61, --workers N), timed once the benchmark is in memory
               bare: decode each ID image once and call imagecorruptions.corrupt for each
               distinct (image, corruption, severity); nothing else (bench_shift.py's bare)
+  shift text  paper-61's perturb_text calls alone: work bare does not do (why shift's ratio is what it is)
   eval        `emidbench eval RUN --model tiny-llava` (hf backend, CPU, one process)
               bare: the model's generate calls alone (eval.json timings: generate)
   score       `emidbench score RUN --model tiny-llava`, cold (no cache, no estimator)
