@@ -76,7 +76,7 @@ def shift(
     subset: Optional[str] = typer.Option(None, help="Dataset subset/config name."),
     name: Optional[str] = typer.Option(None, help="Name of the ID set (scenario names are built on it)."),
     known_as: Optional[str] = typer.Option(None, "--known-as", help="Treat a local dataset copy as this hub id (its built-in column mapping), e.g. lmms-lab/llava-bench-coco."),
-    size: str = typer.Option("default", help="Size of generated benchmarks (mini): default or large."),
+    size: str = typer.Option("default", help="Size of generated benchmarks (mini): default (the paper's 150 questions), large (10x) or xlarge (100x)."),
     split_embedder: str = typer.Option("pixel", help="Image embedder ranking the second domain for its easy/hard split: pixel (no download; a proxy), paper (CLIP, as the paper) or offline."),
     vision_encoder: Optional[str] = typer.Option(None, help="--split-embedder paper: CLIP checkpoint (default openai/clip-vit-base-patch32)."),
     split_index: Optional[Path] = typer.Option(None, "--split-index", help="The easy/hard split of the second domain from a file: the paper's lbwild_split_idx_dict.pkl (read safely: only dicts, lists, ints, strings) or the same content as JSON."),

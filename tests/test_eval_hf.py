@@ -45,6 +45,10 @@ def test_eval_writes_llava_answer_files_in_question_order(small_run, tiny_llava_
     assert record["generation"] == {"max_new_tokens": 6, "temperature": 0.0, "system_prompt": None}
     assert record["options"]["dtype"] == "float32" and record["options"]["device"] == "cpu"
     assert record["identity"] == f"hf:local:{weights_fingerprint(tiny_llava_dir)}:float32"
+    # where the time went: each step's wall seconds (the model loaded: something was generated)
+    steps = record["timings"]["steps"]
+    assert set(steps) == {"prepare", "cached answers", "load model", "generate", "merge"}
+    assert all(v >= 0 for v in steps.values()) and record["timings"]["total"] >= sum(steps.values()) - 1e-3
 
     before = {sc: rd.responses_path("tiny", sc).read_bytes() for sc in SCENARIOS}
     again = run_eval(small_run, str(tiny_llava_dir), name="tiny", batch_size=2, max_new_tokens=6)

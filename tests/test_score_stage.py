@@ -14,7 +14,7 @@ from emidbench.common.errors import UserError
 from emidbench.rundir import RunDir
 from emidbench.rundir.metrics import METRIC_COLUMNS
 from emidbench.score import run_score
-from tests.helpers import make_answered_run, quiet_console, read_metrics
+from tests.helpers import make_answered_run, quiet_console, read_metrics, reproducible_bytes
 
 # --------------------------------------------------------------------------- end to end
 
@@ -68,20 +68,22 @@ def test_score_end_to_end_with_fitted_estimator(tmp_path):
         for col in ("emi", "emid", "emid_ub", "jsd_v", "jsd_t", "jsd_y_id", "jsd_y_ood"):
             assert float(r[col]) == pytest.approx(direct[name][col], abs=1e-9), (name, col)
 
-    # A rerun: nothing embedded again, byte-identical outputs.
-    before = {p: (run / "scores" / "m" / p).read_bytes() for p in ("metrics.csv", "score.json", "club.pt")}
+    # A rerun: nothing embedded again, byte-identical outputs (score.json's wall times
+    # aside: the one field that is not reproducible; the rest of it byte-identical).
+    before = {p: reproducible_bytes(run / "scores" / "m" / p) for p in ("metrics.csv", "score.json", "club.pt")}
     console2, log2 = quiet_console()
     run_score(run, "m", estimator="fit-per-model", console=console2)
     assert "0 new embeddings" in log2.getvalue()
     for p, data in before.items():
-        assert (run / "scores" / "m" / p).read_bytes() == data, p
+        assert reproducible_bytes(run / "scores" / "m" / p) == data, p
     # A fresh copy without the cache: the same bytes too.
     copy = tmp_path / "copy"
     shutil.copytree(run / "shifts", copy / "shifts")
     shutil.copytree(run / "responses", copy / "responses")
     run_score(copy, "m", estimator="fit-per-model")
     for p, data in before.items():
-        assert (copy / "scores" / "m" / p).read_bytes() == data, p
+        assert reproducible_bytes(copy / "scores" / "m" / p) == data, p
+
 
 
 def test_score_with_a_saved_estimator_and_id_override(tmp_path):
@@ -206,3 +208,78 @@ def test_answers_made_with_different_settings_are_named_and_recorded(tmp_path):
     run_score(run, "m", console=console)
     assert "warning" not in buf.getvalue()
     assert len(json.loads((rd.scores_dir("m") / "score.json").read_text())["generation"]) == 1
+
+
+def test_embeddings_are_held_once_per_distinct_input_and_gathered_by_index(tmp_path):
+    """Issue 18: score's memory grows with the distinct inputs, not with scenarios x
+    items. Scenarios that reuse the ID images and questions point at the same rows of
+    one table (the cache's matrix) by index; no scenario holds vectors of its own."""
+    import torch
+
+    from emidbench.embedders import make_embedder
+    from emidbench.embedders.cache import EmbeddingCache
+    from emidbench.score.club import CLUB
+    from emidbench.score.metrics import EmbeddingSet, IndexedSet, _boot_emis
+    from emidbench.score.stage import _aligned_items, _distinct_inputs, _embed
+
+    names = ("bench", "bench_blur", "bench_typo", "bench_again", "bench_more")  # the last two: bench's inputs
+    run = make_answered_run(tmp_path / "run", scenarios=names)
+    rd = RunDir(run)
+    manifest = rd.read_manifest()
+    items = _aligned_items(rd, manifest, "m")[0]
+    emb = make_embedder("offline")
+    cache = EmbeddingCache(rd.cache / "embeddings", emb)
+    sets = _embed(rd, manifest, items, cache, lambda m: None)
+
+    images = {it["image"] for its in items.values() for it in its}
+    texts = {it[k] for its in items.values() for it in its for k in ("text", "answer", "reference")}
+    uses = 4 * sum(len(its) for its in items.values())
+    assert len(images) == 8 and uses == 4 * 5 * 12  # bench's 4 images serve 4 of the 5 scenarios
+    assert cache.computed == len(images) + len(texts)  # each distinct input embedded once
+    table = cache.matrix
+    assert table.shape == (len(images) + len(texts), emb.dim) and table.shape[0] < uses
+    for s in sets.values():
+        assert isinstance(s, IndexedSet) and s.table is table and set(vars(s)) == {"table", "rows"}
+        assert all(r.dtype == np.int64 and r.ndim == 1 and len(r) == len(s) for r in s.rows.values())
+    assert _distinct_inputs(sets) == {"images": len(images), "texts": len(texts), "uses": uses}
+    # bench and bench_again: the same image and question rows, their own answer rows
+    assert np.array_equal(sets["bench"].rows["x_v"], sets["bench_again"].rows["x_v"])
+    assert np.array_equal(sets["bench"].rows["x_t"], sets["bench_again"].rows["x_t"])
+    assert not np.array_equal(sets["bench"].rows["y_hat"], sets["bench_again"].rows["y_hat"])
+
+    # the gathered vectors are the embedder's, and the bootstrap on them is the one on copies
+    s = sets["bench_blur"]
+    q = rd.read_scenario("bench_blur")
+    by_id = {str(x["question_id"]): x for x in q}
+    its = items["bench_blur"]
+    np.testing.assert_array_equal(s.x_v, emb.embed_images([rd.image_path(by_id[str(it["question_id"])]["image"])
+                                                           .read_bytes() for it in its]).astype(np.float32))
+    np.testing.assert_array_equal(s.y_hat, emb.embed_texts([it["answer"] for it in its]).astype(np.float32))
+    torch.manual_seed(0)
+    clubs = [CLUB(emb.dim, emb.dim, 16)]
+    copied = EmbeddingSet(s.x_v.copy(), s.x_t.copy(), s.y_hat.copy(), s.y.copy())
+    np.testing.assert_array_equal(_boot_emis(clubs, s, 30, 3, "bench_blur"), _boot_emis(clubs, copied, 30, 3, "bench_blur"))
+
+    # the record says how many distinct rows served how many uses
+    run_score(run, "m", estimator="fit-per-model")
+    record = json.loads((run / "scores" / "m" / "score.json").read_text())
+    assert record["counts"]["distinct_embedded"] == {"images": 8, "texts": len(texts), "uses": uses}
+
+
+def test_openmp_threads_sleep_while_waiting_unless_the_user_chose():
+    """emidbench sets OMP_WAIT_POLICY=PASSIVE before torch loads (spinning threads made a
+    CLUB fit step ~15x slower on a busy machine), and keeps a value the user set."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    code = "import emidbench, os, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["PYTHONPATH"] = str(REPO)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"

@@ -27,7 +27,9 @@ SHAPES = ("circle", "square", "triangle")
 POSITIONS = ("top left", "top right", "bottom left", "bottom right")
 NUMBERS = {1: "one", 2: "two", 3: "three"}
 LANGUAGES = ("English", "German", "Chinese", "Korean", "Greek", "Arabic", "Hindi")
-SIZES = {"default": (30, 24, 60), "large": (300, 240, 600)}  # ID images, wild images, wild questions
+# ID images, wild images, wild questions: the paper's size (LLaVA-Bench: 90 + 60 questions), 10x and
+# 100x (scripts/bench_scale.py)
+SIZES = {"default": (30, 24, 60), "large": (300, 240, 600), "xlarge": (3000, 2400, 6000)}
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 
 

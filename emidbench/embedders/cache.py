@@ -62,6 +62,7 @@ class EmbeddingCache:
                                      "name": embedder.name})
         self.rows: dict[str, int] = {}
         self._matrix = np.zeros((0, self.dim), np.float32)
+        self._buffer = self._matrix
         self.computed = 0  # items this process embedded (the rest came from the cache)
         self._refresh()
 
@@ -79,23 +80,48 @@ class EmbeddingCache:
     def missing_texts(self, texts: list[str]) -> int:
         return len({text_key(t) for t in texts} - self.rows.keys())
 
+    def missing(self, keys: list[str]) -> int:
+        """How many distinct keys are not cached yet."""
+        return len(set(keys) - self.rows.keys())
+
     def _get(self, keys: list[str], items: list, embed, what: str) -> np.ndarray:
-        todo: dict[str, object] = {}
-        for k, it in zip(keys, items):
+        self.embed_missing(keys, items.__getitem__, embed, what)
+        if not keys:
+            return np.zeros((0, self.dim), np.float32)
+        return self._matrix[self.rows_of(keys)]
+
+    def embed_missing(self, keys: list[str], load: Callable[[int], object], embed, what: str,
+                      advance: Callable[[int], None] | None = None) -> int:
+        """Embed the items whose key is not cached yet, CHUNK at a time; `load(i)` gives
+        item i (keys[i]'s content) only when it is embedded, so a caller need not hold
+        every image in memory; `advance(n)` after each chunk (a progress bar). Returns
+        how many were embedded."""
+        todo: dict[str, int] = {}
+        for i, k in enumerate(keys):
             if k not in self.rows and k not in todo:
-                todo[k] = it
+                todo[k] = i
         pending = list(todo.items())
         for start in range(0, len(pending), CHUNK):
             chunk = pending[start:start + CHUNK]
-            vectors = np.asarray(embed([it for _, it in chunk]))
+            vectors = np.asarray(embed([load(i) for _, i in chunk]))
             self._check(vectors, len(chunk), what)
             self._append([k for k, _ in chunk], vectors.astype(np.float32))
             self.computed += len(chunk)
+            if advance:
+                advance(len(chunk))
             if self.progress:
                 self.progress(what, min(start + CHUNK, len(pending)), len(pending))
-        if not keys:
-            return np.zeros((0, self.dim), np.float32)
-        return self._matrix[[self.rows[k] for k in keys]]
+        return len(pending)
+
+    def rows_of(self, keys: list[str]) -> np.ndarray:
+        """The row of each key in `matrix` (all must be cached)."""
+        return np.fromiter((self.rows[k] for k in keys), dtype=np.int64, count=len(keys))
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """Every cached vector, one row per distinct input (read-only: rows are shared by
+        every scenario that uses the input)."""
+        return self._matrix
 
     def _check(self, vectors: np.ndarray, n: int, what: str) -> None:
         name = self.embedder.name
@@ -124,8 +150,19 @@ class EmbeddingCache:
             if have < n:
                 raise UserError(f"{self.dir}: embedding cache is damaged (index past the vectors); delete that folder")
             raw = np.fromfile(self.vec_path, dtype=np.float32, count=n * self.dim)
-            self._matrix = raw.reshape(n, self.dim)
+            self._buffer = raw.reshape(n, self.dim)
+            self._matrix = self._buffer
         self.rows = rows
+
+    def _grow(self, n: int) -> None:
+        """Make `_matrix` n rows long, over a buffer that doubles when full: appending
+        chunk after chunk copies O(n) rows in all, not O(n^2), and a matrix handed out
+        earlier stays valid (its rows are never moved or changed)."""
+        if n > self._buffer.shape[0]:
+            buffer = np.empty((max(n, 2 * self._buffer.shape[0]), self.dim), np.float32)
+            buffer[:self._matrix.shape[0]] = self._matrix
+            self._buffer = buffer
+        self._matrix = self._buffer[:n]
 
     def _append(self, keys: list[str], vectors: np.ndarray) -> None:
         with _locked(self.dir / "lock"):
@@ -144,7 +181,8 @@ class EmbeddingCache:
                 os.fsync(f.fileno())
             with JsonlAppender(self.idx_path) as w:
                 w.write({"k": keys[i], "r": start + j} for j, i in enumerate(fresh))
-            self._matrix = np.concatenate([self._matrix, block])
+            self._grow(start + len(block))
+            self._matrix[start:] = block
             for j, i in enumerate(fresh):
                 self.rows[keys[i]] = start + j
 

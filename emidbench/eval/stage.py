@@ -40,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from emidbench.common.errors import UserError
 from emidbench.common.io import JsonlAppender
+from emidbench.common.progress import StepTimes
 from emidbench.eval.backends import BACKENDS, Example, Request, Result
 from emidbench.eval.cache import ResponseCache, request_key
 from emidbench.eval.options import EvalOptions
@@ -134,6 +135,8 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
     fresh = not out_dir.exists()  # refused before any answer: leave no folder that looks like a started eval
 
     dist = Dist.from_env()
+    steps = StepTimes()
+    prepare_start = time.perf_counter()  # the "prepare" step: up to the first answer
     try:
         if dist.world > 1 and not backend_cls.shardable:
             raise UserError(f"the {backend} backend parallelises itself; run it without torchrun/accelerate")
@@ -166,27 +169,30 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
                     pending.setdefault(it.key, []).append(it)
         mine = take_shard(list(pending), dist)
         writer = _Writers(rd, slug, dist)
+        steps.add("prepare", time.perf_counter() - prepare_start)
         bar = _progress(console if dist.is_main else None, mine, pending, slug)
         start = time.perf_counter()
         try:
             _answer(engine, mine, pending, ResponseCache(cache_dir or rd.cache / "responses"), writer, summary,
-                    slug, backend, settings, bar, options.group_by_length)
+                    slug, backend, settings, bar, options.group_by_length, steps)
         finally:
             writer.close()
             if bar:
                 bar.stop()
         summary.seconds = time.perf_counter() - start
 
-        dist.barrier()  # every shard is complete
-        if dist.is_main:
-            for sc in chosen:
-                merge_answers(rd.responses_path(slug, sc), questions[sc], shard_paths(out_dir, sc))
-        summary = _combine(dist.all_gather(summary), slug, dist.world)  # also waits for the merge
+        with steps.step("merge"):
+            dist.barrier()  # every shard is complete
+            if dist.is_main:
+                for sc in chosen:
+                    merge_answers(rd.responses_path(slug, sc), questions[sc], shard_paths(out_dir, sc))
+            summary = _combine(dist.all_gather(summary), slug, dist.world)  # also waits for the merge
         if dist.is_main:  # what this run did that the record must say: fallbacks, and the backend's final word
             record.options = _public(engine.record())
             record.last_run = {"fallbacks": {"items": sum(summary.fallbacks.values()),
                                              "reasons": dict(sorted(summary.fallbacks.items()))},
                                "failed": summary.failed}
+            record.timings = steps.to_json()  # this (the main) process's steps
             record.write(rd.eval_record_path(slug))
         dist.close()
     except UserError:
@@ -350,15 +356,43 @@ def _first_line(e: BaseException) -> str:
     return (text[0] if text else type(e).__name__)[:300]
 
 
+# run_eval's timed steps, as named in eval.json's timings.
+STEPS = ("prepare", "cached answers", "load model", "generate", "merge")
+
+
 def _answer(engine, mine: list[str], pending: dict, cache: ResponseCache, writer: _Writers, summary: EvalSummary,
-            slug: str, backend: str, settings: dict, bar, group_by_length: bool = True) -> None:
+            slug: str, backend: str, settings: dict, bar, group_by_length: bool = True, steps=None) -> None:
+    """Answer the pending requests of this process: from the response cache, then by the
+    model (loaded only if something is left), each answer written as it comes. Timed as
+    the steps "cached answers", "load model" and "generate" (STEPS)."""
+    steps = steps or StepTimes()
+    with steps.step("cached answers"):
+        to_generate = _answer_from_cache(mine, pending, cache, writer, summary, slug, backend, settings, bar)
+    if to_generate:  # weights load only when something is left to generate
+        with steps.step("load model"):
+            if bar:
+                bar.describe(f"eval {slug} (loading the model)")
+            engine.load()
+            if bar:
+                bar.describe(f"eval {slug}")
+    with steps.step("generate"):
+        _generate(engine, to_generate, pending, cache, writer, summary, slug, backend, settings, bar, group_by_length)
+
+
+def _emit(key: str, result: Result, first_kind: str, pending, writer, summary, slug, backend, settings, bar) -> None:
+    for i, it in enumerate(pending[key]):
+        writer.add(it.scenario, answer_record(it, result, slug, backend, settings))
+        kind = "failed" if result.error else (first_kind if i == 0 else "cached")
+        summary._count(it.scenario, kind)
+    if bar:
+        bar.advance(len(pending[key]))
+
+
+def _answer_from_cache(mine, pending, cache, writer, summary, slug, backend, settings, bar) -> list[str]:
+    """Write the answers the cache has (and the items that fail before any model call);
+    returns the request keys left to generate."""
     def emit(key: str, result: Result, first_kind: str) -> None:
-        for i, it in enumerate(pending[key]):
-            writer.add(it.scenario, answer_record(it, result, slug, backend, settings))
-            kind = "failed" if result.error else (first_kind if i == 0 else "cached")
-            summary._count(it.scenario, kind)
-        if bar:
-            bar.advance(len(pending[key]))
+        _emit(key, result, first_kind, pending, writer, summary, slug, backend, settings, bar)
 
     to_generate = []
     for key in mine:
@@ -373,13 +407,14 @@ def _answer(engine, mine: list[str], pending: dict, cache: ResponseCache, writer
         if writer.pending() >= FLUSH_EVERY:
             writer.flush()
     writer.flush()
+    return to_generate
 
-    if to_generate:  # weights load only when something is left to generate
-        if bar:
-            bar.describe(f"eval {slug} (loading the model)")
-        engine.load()
-        if bar:
-            bar.describe(f"eval {slug}")
+
+def _generate(engine, to_generate, pending, cache, writer, summary, slug, backend, settings, bar,
+              group_by_length) -> None:
+    def emit(key: str, result: Result, first_kind: str) -> None:
+        _emit(key, result, first_kind, pending, writer, summary, slug, backend, settings, bar)
+
     if group_by_length:
         # within a scenario, requests of similar image size / prompt length batch together
         # (less padding); answers are the same in any order (batch invariance) and each

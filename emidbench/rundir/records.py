@@ -18,6 +18,12 @@ from emidbench.common.io import atomic_write_json, read_json
 
 RECORD_VERSION = 1
 
+# "timings" (eval.json, score.json; added within version 1: a reader that does not know
+# it ignores it, a record without it reads as {}/None) = {"steps": {step: wall seconds},
+# "total": wall seconds, "unit": "wall seconds"}: where the stage's time went, by its
+# named steps (score: emidbench.score.stage.STEPS; eval: emidbench.eval.stage.STEPS).
+# Wall times differ from run to run: the one field of a record that is not reproducible.
+
 
 def _from_json(cls, d: Any, where: Path, what: str, fix: str = ""):
     """A record dataclass from its JSON object: version checked, unknown keys ignored (a
@@ -55,6 +61,7 @@ class EvalRecord:
     last_run: dict | None = None  # fallbacks (items redone alone, by reason), failed
     source: str | None = None  # imported: the answers folder
     files: dict | None = None  # imported: scenario -> answer file
+    timings: dict | None = None  # the last run's wall seconds per step (see the note on "timings" above)
     version: int = RECORD_VERSION
 
     @property
@@ -88,6 +95,7 @@ class ScoreRecord:
     settings: dict = field(default_factory=dict)
     generation: list = field(default_factory=list)
     counts: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)  # wall seconds per step (see the note on "timings" above)
     version: int = RECORD_VERSION
 
     def to_json(self) -> dict:

@@ -119,10 +119,15 @@ def save_club(club: CLUB, path: Path) -> None:
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
+MAX_EPOCHS = 200
+
+
 def fit_club(x, y, seed: int = 0, hidden: int = 500, lr: float = 1e-3, batch_size: int = 256,
-             max_epochs: int = 200, val_fraction: float = 0.1, patience: int = 10) -> tuple[CLUB, dict]:
+             max_epochs: int = MAX_EPOCHS, val_fraction: float = 0.1, patience: int = 10,
+             on_epoch=None) -> tuple[CLUB, dict]:
     """Fit q(y|x) by maximum likelihood with Adam, a held-out split and early stopping.
-    Deterministic for a seed on CPU. Returns the best-on-validation estimator and a log."""
+    Deterministic for a seed on CPU. Returns the best-on-validation estimator and a log.
+    on_epoch(epoch, validation log-likelihood) after each epoch (a progress bar)."""
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
     y = torch.as_tensor(np.asarray(y, dtype=np.float32))
     if x.shape[0] != y.shape[0] or x.shape[0] < 4:
@@ -148,6 +153,8 @@ def fit_club(x, y, seed: int = 0, hidden: int = 500, lr: float = 1e-3, batch_siz
         with torch.no_grad():
             v = float(club.loglik(x[val], y[val]))
         log.append(v)
+        if on_epoch is not None:
+            on_epoch(epoch, v)
         if v > best + 1e-6:
             best, best_state, bad = v, {k: t.clone() for k, t in club.state_dict().items()}, 0
         else:

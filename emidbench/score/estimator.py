@@ -70,13 +70,18 @@ def file_digest(paths) -> str:
     return h.hexdigest()[:16]
 
 
-def fit_ensemble(pairs_x: np.ndarray, pairs_y: np.ndarray, seed: int, ensemble: int, say, what: str):
-    """K estimators on the same pairs, one per seed; returns (clubs, fit records)."""
-    from emidbench.score.club import fit_club
+def fit_ensemble(pairs_x: np.ndarray, pairs_y: np.ndarray, seed: int, ensemble: int, say, what: str,
+                 console=None):
+    """K estimators on the same pairs, one per seed; returns (clubs, fit records). A
+    progress bar over each fit's epochs (early stopping may end it before the last)."""
+    from emidbench.common.progress import progress_bar
+    from emidbench.score.club import MAX_EPOCHS, fit_club
 
     clubs, fits = [], []
     for k, s in enumerate(ensemble_seeds(seed, ensemble)):
-        club, info = fit_club(pairs_x, pairs_y, seed=s)
+        with progress_bar(console, MAX_EPOCHS, f"fitting CLUB {k + 1}/{ensemble} on {len(pairs_x)} pairs",
+                          "epochs") as bar:
+            club, info = fit_club(pairs_x, pairs_y, seed=s, on_epoch=lambda epoch, val: bar.advance(1))
         clubs.append(club)
         fits.append({"file": club_files(ensemble)[k], "seed": s, "val_loglik": float(info["val_loglik"]),
                      **{key: info[key] for key in ("epochs", "n_train", "n_val", "lr", "batch_size", "hidden")}})
@@ -136,28 +141,33 @@ def pooled_pairs(per_model: dict[str, tuple[dict, dict]]) -> tuple[np.ndarray, n
         mx, my = [], []
         for sc, s in sets.items():
             x = s.x
+            new = []  # items whose reference pair is not in yet
             for i, it in enumerate(items[sc]):
                 key = (sc, str(it["question_id"]))
                 if key not in seen:
                     seen.add(key)
-                    ref_x.append(x[i])
-                    ref_y.append(s.y[i])
+                    new.append(i)
+            if new:  # gathered once per scenario (a row view would keep the whole gathered set alive)
+                ref_x.append(x[new])
+                ref_y.append(s.y[new])
             mx.append(x)
             my.append(s.y_hat)
         mx, my = np.concatenate(mx), np.concatenate(my)
         ans_x.append(mx)
         ans_y.append(my)
         digests[model] = {"n_answer_pairs": int(len(mx)), "pairs_sha256": pairs_digest(mx, my)}
-    xs = np.concatenate([np.stack(ref_x), *ans_x])
-    ys = np.concatenate([np.stack(ref_y), *ans_y])
-    return xs, ys, digests, len(ref_x)
+    n_ref = sum(len(r) for r in ref_x)
+    xs = np.concatenate([*ref_x, *ans_x])
+    ys = np.concatenate([*ref_y, *ans_y])
+    return xs, ys, digests, n_ref
 
 
-def fit_shared(scores_root: Path, per_model: dict, embedder_identity: str, seed: int, ensemble: int, say) -> dict:
+def fit_shared(scores_root: Path, per_model: dict, embedder_identity: str, seed: int, ensemble: int, say,
+               console=None) -> dict:
     """Fit the shared estimator(s) on every given model's pairs and write them with their
     record (each file atomically; the record last, so a cut-short fit is refitted)."""
     xs, ys, digests, n_ref = pooled_pairs(per_model)
-    clubs, fits = fit_ensemble(xs, ys, seed, ensemble, say, "shared estimator")
+    clubs, fits = fit_ensemble(xs, ys, seed, ensemble, say, "shared estimator", console)
     d = shared_dir(scores_root)
     paths = save_ensemble(clubs, d, ensemble)
     for extra in d.glob("club-*.pt"):  # members of an earlier, larger ensemble

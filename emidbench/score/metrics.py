@@ -42,6 +42,36 @@ class EmbeddingSet:
         return EmbeddingSet(self.x_v[idx], self.x_t[idx], self.y_hat[idx], self.y[idx])
 
 
+class IndexedSet:
+    """One scenario's embeddings as row indices into a table shared by every scenario
+    (the embedding cache's matrix: one row per distinct image or text). A scenario holds
+    4 n integers, not 4 n d floats: an image or question that appears in 60 shifted sets
+    is held once, so score's memory grows with the distinct inputs, not with scenarios x
+    items. The arrays of EmbeddingSet are gathered when asked for, and dropped after use."""
+
+    def __init__(self, table: np.ndarray, v: np.ndarray, t: np.ndarray, y_hat: np.ndarray, y: np.ndarray):
+        n = {len(v), len(t), len(y_hat), len(y)}
+        if len(n) != 1:
+            raise UserError(f"embedding rows of one scenario have different counts {sorted(n)}")
+        self.table = table
+        self.rows = {"x_v": np.asarray(v), "x_t": np.asarray(t), "y_hat": np.asarray(y_hat), "y": np.asarray(y)}
+
+    x_v = property(lambda self: self.table[self.rows["x_v"]])
+    x_t = property(lambda self: self.table[self.rows["x_t"]])
+    y_hat = property(lambda self: self.table[self.rows["y_hat"]])
+    y = property(lambda self: self.table[self.rows["y"]])
+
+    @property
+    def x(self) -> np.ndarray:
+        return (self.x_v + self.x_t) / 2
+
+    def __len__(self) -> int:
+        return len(self.rows["x_v"])
+
+    def take(self, idx: np.ndarray) -> "IndexedSet":
+        return IndexedSet(self.table, *(r[idx] for r in self.rows.values()))
+
+
 def emi_of(club: CLUB, s: EmbeddingSet) -> float:
     x = s.x
     return club.estimate(x, s.y_hat) - club.estimate(x, s.y)
@@ -54,13 +84,20 @@ def emis_of(clubs: list[CLUB], s: EmbeddingSet) -> np.ndarray:
 
 def score_scenarios(id_name: str, sets: dict[str, EmbeddingSet], club: CLUB | list[CLUB],
                     entropy_scaler: float | None = None, bootstrap: int = 0, seed: int = 0,
-                    spread: dict | None = None) -> list[dict]:
+                    spread: dict | None = None, steps=None, advance=None) -> list[dict]:
     """One row per scenario (in the order of `sets`), the ID row with emid 0.
 
     With a list of estimators (an ensemble), EMI is their mean and each bootstrap resample
     is evaluated under every one of them, the interval taken over all of those values: it
     covers the estimators' spread as well as the items'. `spread`, if given, receives per
-    scenario the standard deviation of EMID across the estimators."""
+    scenario the standard deviation of EMID across the estimators. `steps` (a
+    common.progress.StepTimes) gets the bootstrap's time as step "bootstrap";
+    `advance(1)` is called after each scenario (a progress bar)."""
+    import contextlib
+
+    def timed_bootstrap():
+        return steps.step("bootstrap") if steps is not None else contextlib.nullcontext()
+
     if id_name not in sets:
         raise UserError(f"ID scenario {id_name!r} has no embeddings (have: {', '.join(sets)})")
     clubs = list(club) if isinstance(club, (list, tuple)) else [club]
@@ -69,7 +106,10 @@ def score_scenarios(id_name: str, sets: dict[str, EmbeddingSet], club: CLUB | li
     emi_id = float(emis_id.mean())
     cov_id = {k: CovSet(getattr(ref, k)) for k in ("x_v", "x_t")}
     jsd_y_id = CovSet(ref.y_hat).jsd(CovSet(ref.y))
-    boot_id = _boot_emis(clubs, ref, bootstrap, seed, id_name) if bootstrap else None
+    boot_id = None
+    if bootstrap:
+        with timed_bootstrap():
+            boot_id = _boot_emis(clubs, ref, bootstrap, seed, id_name)
     rows = []
     for name, s in sets.items():
         emis = emis_id if name == id_name else emis_of(clubs, s)
@@ -85,11 +125,14 @@ def score_scenarios(id_name: str, sets: dict[str, EmbeddingSet], club: CLUB | li
         if entropy_scaler is not None:
             row["emid_true_ub"] = emid_true_bound(jsd_v, jsd_t, jsd_y_id, jsd_y_ood, entropy_scaler)
         if bootstrap:
-            b = boot_id if name == id_name else _boot_emis(clubs, s, bootstrap, seed, name)
+            with timed_bootstrap():
+                b = boot_id if name == id_name else _boot_emis(clubs, s, bootstrap, seed, name)
             row["emi_lo"], row["emi_hi"] = _percentiles(b)
             # EMID: the ID and the shifted set resampled independently (they are different items).
             row["emid_lo"], row["emid_hi"] = (0.0, 0.0) if name == id_name else _percentiles(boot_id - b)
         rows.append(row)
+        if advance is not None:
+            advance(1)
     return rows
 
 

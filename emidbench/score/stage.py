@@ -64,31 +64,91 @@ def run_score(run: Path, model: str, options: ScoreOptions | None = None, consol
     """Score one model's answers in RUN; returns the path of metrics.csv. options: a
     ScoreOptions, or its fields as keywords (embedder="paper", bootstrap=1000, ...; see
     score/options.py). options.estimator: shared (default), refit, fit-per-model or a
-    checkpoint path (score/estimator.py)."""
-    from emidbench.embedders import make_embedder
-    from emidbench.embedders.cache import EmbeddingCache
+    checkpoint path (score/estimator.py).
 
-    options = ScoreOptions.of(options, kwargs, "run_score")
-    options.check()
-    o = options
-    embedder, vision_encoder, text_encoder, estimator, judge = \
-        o.embedder, o.vision_encoder, o.text_encoder, o.estimator, o.judge
-    debias, entropy_scaler, bootstrap, seed = o.debias, o.entropy_scaler, o.bootstrap, o.seed
-    judge_rules, estimator_ensemble = o.judge_rules, o.estimator_ensemble
+    The work is a sequence of named steps (STEPS), each timed; score.json's "timings"
+    says where the time went."""
+    from emidbench.common.progress import StepTimes
+
+    o = ScoreOptions.of(options, kwargs, "run_score")
+    o.check()
     say = (lambda m: console.print(m, highlight=False, soft_wrap=True)) if console else (lambda m: None)
+    steps = StepTimes()
 
     rd = RunDir(run)
     manifest = rd.read_manifest()
     id_name = o.id_scenario or manifest.id_scenario
     manifest.get(id_name)  # exists, or one clear line listing the names
+    _check_model(rd, model)
+    mode = mode_of(o.estimator)
+    club = _load_estimator(o.estimator) if mode == "path" else None  # a bad path fails before any work
+
+    with steps.step("read answers"):
+        items, counts, generation = _aligned_items(rd, manifest, model)
+    missing, failed = _say_left_out(items, counts, generation, id_name, model, say)
+    the_judge, rules, notes = _make_judge(o, say)
+    emb = _make_embedder(o, club, say)
+
+    with steps.step("embed"):
+        cache = _embedding_cache(rd, emb)
+        sets = _embed(rd, manifest, items, cache, say, console)
+    say(f"score {model}: {len(sets)} scenarios; {cache.computed} new embeddings "
+        f"(embedder {o.embedder}, {emb.dim}-d)")
+
+    with steps.step("estimator"):
+        clubs, est_info, per_model_fits = _estimators(rd, manifest, model, mode, club, o.estimator, items, sets,
+                                                      cache, emb.identity, o.seed, o.estimator_ensemble, say,
+                                                      console)
+    with steps.step("metrics"):  # EMI, EMID, the bound, accuracy; the bootstrap is timed apart, inside
+        rows = _score_rows(id_name, sets, clubs, o.entropy_scaler, o.bootstrap, o.seed, est_info, steps, console)
+        choice_readings = _choice_scores(items, rows, o.bootstrap, o.seed, model, say)
+
+    judge_records, judge_info = {}, None
+    if the_judge is not None:
+        with steps.step("judge"):
+            judge_records, judge_info = _judge_step(the_judge, rules, o, items, rows, rd.cache / "judge", say,
+                                                    console)
+
+    with steps.step("write"):
+        path = _write_outputs(rd, manifest, model, items, counts, rows, per_model_fits, o.estimator_ensemble,
+                              judge_records, choice_readings)
+    ScoreRecord(
+        model=model,
+        id_scenario=id_name,
+        embedder={"name": o.embedder, "identity": emb.identity, **_describe(emb)},
+        estimator=est_info,
+        judge=judge_info,
+        notes=notes,
+        settings={"bootstrap": o.bootstrap, "seed": o.seed, "entropy_scaler": o.entropy_scaler,
+                  "estimator_ensemble": o.estimator_ensemble},
+        generation=[{"settings": s, "scenarios": scs} for s, scs in generation.items()],
+        counts={"scenarios": len(manifest.scenarios), "scored_scenarios": len(sets),
+                "items": sum(len(v) for v in items.values()), "missing": missing, "failed": failed,
+                "distinct_embedded": _distinct_inputs(sets),
+                **({"choice_items": sum(map(len, choice_readings.values())),
+                    "unparsed": sum(r["parsed"] is None for rs in choice_readings.values() for r in rs),
+                    "parsed_by": _parsed_by(choice_readings)}
+                   if choice_readings else {})},
+        timings=steps.to_json(),
+    ).write(rd.score_record_path(model))
+    return path
+
+
+# The steps of run_score, in order, as named in score.json's timings ("bootstrap" and
+# "judge" only when asked; "bootstrap" is part of "metrics").
+STEPS = ("read answers", "embed", "estimator", "metrics", "bootstrap", "judge", "write")
+
+
+def _check_model(rd: RunDir, model: str) -> None:
     if not model or not rd.responses_dir(model).is_dir() or Path(model).name != model or model == SHARED_DIR:
         have = ", ".join(rd.models()) or "none"
         raise UserError(f"no answers for model {model!r} in {rd.root / 'responses'} (have: {have}); "
                         "run `emidbench eval` first")
-    mode = mode_of(estimator)
-    club = _load_estimator(estimator) if mode == "path" else None  # a bad path fails before any work
 
-    items, counts, generation = _aligned_items(rd, manifest, model)
+
+def _say_left_out(items: dict, counts: dict, generation: dict, id_name: str, model: str, say) -> tuple[int, int]:
+    """The ID set must have items; what was left out, and mixed generation settings, are
+    said. Returns (missing, failed)."""
     if not items[id_name]:
         raise UserError(f"the ID scenario {id_name} has no answered question for model {model}; nothing to "
                         "measure EMID against")
@@ -101,10 +161,16 @@ def run_score(run: Path, model: str, options: ScoreOptions | None = None, consol
         kinds = "; ".join(f"{s} in {len(scs)} scenario(s), e.g. {scs[0]}" for s, scs in generation.items())
         say(f"warning: {model}'s answers were generated with different settings ({kinds}); EMID compares "
             "them as if not — rerun `emidbench eval` on every scenario with one setting")
+    return missing, failed
 
-    the_judge, rules, notes = None, None, []  # notes: options that change nothing, printed and recorded
+
+def _make_judge(o: ScoreOptions, say):
+    """The judge and its rules (built before the embedding work, so a bad spec or model
+    fails at once), and the notes on options that change nothing (printed and recorded)."""
+    judge, debias, judge_rules = o.judge, o.debias, o.judge_rules
+    the_judge, rules, notes = None, None, []
     judge_only = " and ".join(n for n, v in (("--debias", debias), ("--judge-rules", judge_rules)) if v)
-    if judge:  # built before the embedding work, so a bad spec or model fails at once
+    if judge:
         from emidbench.score.judges import make_judge
         from emidbench.score.judges.protocol import Rules
 
@@ -117,76 +183,99 @@ def run_score(run: Path, model: str, options: ScoreOptions | None = None, consol
         notes.append(f"{judge_only} have no effect without --judge")
     for note in notes:
         say(f"score: note: {note}")
+    return the_judge, rules, notes
 
+
+def _make_embedder(o: ScoreOptions, club, say):
+    from emidbench.embedders import make_embedder
+
+    embedder = o.embedder
     emb = make_embedder(embedder, o.embedder_options())
-    if embedder != "paper" and (vision_encoder or text_encoder):
+    if embedder != "paper" and (o.vision_encoder or o.text_encoder):
         say(f"score: --vision-encoder / --text-encoder are for the paper embedder; {embedder} ignores them")
     if club is not None and (club.x_dim, club.y_dim) != (emb.dim, emb.dim):
-        raise UserError(f"estimator {estimator} expects {club.x_dim}-d queries and {club.y_dim}-d answers; the "
+        raise UserError(f"estimator {o.estimator} expects {club.x_dim}-d queries and {club.y_dim}-d answers; the "
                         f"{embedder} embedder gives {emb.dim}-d vectors (the published CLUB_global.pt needs "
                         "--embedder paper)")
-    cache = EmbeddingCache(rd.cache / "embeddings", emb,
-                           progress=lambda what, done, total: say(f"  embedded {done}/{total} {what}"))
-    sets = _embed(rd, manifest, items, cache, say)
-    say(f"score {model}: {len(sets)} scenarios; {cache.computed} new embeddings "
-        f"(embedder {embedder}, {emb.dim}-d)")
+    return emb
 
-    out_dir = rd.scores_dir(model)
-    per_model_fits = None
+
+def _embedding_cache(rd: RunDir, emb):
+    from emidbench.embedders.cache import EmbeddingCache
+
+    return EmbeddingCache(rd.cache / "embeddings", emb)
+
+
+def _estimators(rd, manifest, model, mode, club, estimator, items, sets, cache, embedder_identity, seed, ensemble,
+                say, console):
+    """The estimator(s) that score this model: (clubs, their record for score.json, the
+    per-model fits to save or None)."""
     if mode == "path":
-        clubs, est_info = [club], {"kind": "path", "path": str(estimator)}
-    elif mode == "fit-per-model":
-        clubs, est_info = _fit_estimator(sets, seed, estimator_ensemble, say, f"score {model}")
-        per_model_fits = clubs
-    else:
-        clubs, est_info = _shared_estimator(rd, manifest, model, items, sets, cache, emb.identity, mode, seed,
-                                            estimator_ensemble, say)
+        return [club], {"kind": "path", "path": str(estimator)}, None
+    if mode == "fit-per-model":
+        clubs, est_info = _fit_estimator(sets, seed, ensemble, say, f"score {model}", console)
+        return clubs, est_info, clubs
+    clubs, est_info = _shared_estimator(rd, manifest, model, items, sets, cache, embedder_identity, mode, seed,
+                                        ensemble, say, console)
+    return clubs, est_info, None
+
+
+def _score_rows(id_name, sets, clubs, entropy_scaler, bootstrap, seed, est_info, steps, console) -> dict:
+    """Per scenario, its metrics row; with an ensemble, est_info gets how far the K
+    estimators disagree (the noise a single fit would carry)."""
     spread = {} if len(clubs) > 1 else None
-    rows = {r["scenario"]: r for r in _score(id_name, sets, clubs, entropy_scaler, bootstrap, seed, spread)}
-    if spread is not None:  # how far the K estimators disagree: the noise a single fit would carry
+    rows = {r["scenario"]: r for r in _score(id_name, sets, clubs, entropy_scaler, bootstrap, seed, spread, steps,
+                                             console)}
+    if spread is not None:
         sds = [v for sc, v in spread.items() if sc != id_name]
         est_info["emid_sd_across_estimators"] = {
             "median": float(np.median(sds)) if sds else 0.0, "max": float(np.max(sds)) if sds else 0.0,
             "per_scenario": spread}
+    return rows
 
-    choice_readings = _choice_scores(items, rows, bootstrap, seed, model, say)
 
-    judge_records, judge_info = {}, None
-    if the_judge is not None:
-        from emidbench.score.judges.protocol import aggregate
+def _judge_step(the_judge, rules, o: ScoreOptions, items, rows, cache_dir, say, console):
+    """Judge every item (cached), add the judge's columns to `rows`; returns (the judge
+    records per scenario, the judge's record for score.json)."""
+    from emidbench.score.judges.protocol import aggregate
 
-        judge_records, n_calls = _judge_all(the_judge, rules, judge, items, debias, rd.cache / "judge", say)
-        for sc, recs in judge_records.items():
-            rows.setdefault(sc, {}).update(aggregate(recs, bootstrap, seed, sc))
-        n_bad = sum(r["failed"] for recs in judge_records.values() for r in recs)
-        say(f"judge {judge}: {n_calls} new judgments; {n_bad} items failed (left out of every average)")
-        judge_info = {"spec": judge, "identity": the_judge.identity, "prompt_version": rules.version,
-                      "rules": str(judge_rules) if judge_rules else None, "debias": debias,
-                      "orders": list(ORDERS if debias else ORDERS[:1]),
-                      "retries": 0 if the_judge.deterministic else JUDGE_RETRIES,
-                      "failed": n_bad, **_describe(the_judge)}
-        # Released shifted sets carry neither (joined only with shift --source-benchmark): say so.
-        bare = sum(1 for its in items.values() for it in its if not it.get("context"))
-        no_category = sum(1 for its in items.values() for it in its if not it.get("category"))
-        if bare or no_category:
-            judge_info.update(without_context=bare, without_category=no_category)
-            say(f"judge {judge}: {bare} items have no context (captions, boxes) and {no_category} no category: "
-                "the judge saw an empty [Context] and the generic rule for them (a run from released sets: "
-                "rebuild it with `emidbench shift ... --source-benchmark B`)")
+    judge, judge_rules, debias, bootstrap, seed = o.judge, o.judge_rules, o.debias, o.bootstrap, o.seed
+    judge_records, n_calls = _judge_all(the_judge, rules, judge, items, debias, cache_dir, say, console)
+    for sc, recs in judge_records.items():
+        rows.setdefault(sc, {}).update(aggregate(recs, bootstrap, seed, sc))
+    n_bad = sum(r["failed"] for recs in judge_records.values() for r in recs)
+    say(f"judge {judge}: {n_calls} new judgments; {n_bad} items failed (left out of every average)")
+    judge_info = {"spec": judge, "identity": the_judge.identity, "prompt_version": rules.version,
+                  "rules": str(judge_rules) if judge_rules else None, "debias": debias,
+                  "orders": list(ORDERS if debias else ORDERS[:1]),
+                  "retries": 0 if the_judge.deterministic else JUDGE_RETRIES,
+                  "failed": n_bad, **_describe(the_judge)}
+    # Released shifted sets carry neither (joined only with shift --source-benchmark): say so.
+    bare = sum(1 for its in items.values() for it in its if not it.get("context"))
+    no_category = sum(1 for its in items.values() for it in its if not it.get("category"))
+    if bare or no_category:
+        judge_info.update(without_context=bare, without_category=no_category)
+        say(f"judge {judge}: {bare} items have no context (captions, boxes) and {no_category} no category: "
+            "the judge saw an empty [Context] and the generic rule for them (a run from released sets: "
+            "rebuild it with `emidbench shift ... --source-benchmark B`)")
+    return judge_records, judge_info
+
+
+def _write_outputs(rd: RunDir, manifest, model, items, counts, rows, per_model_fits, ensemble, judge_records,
+                   choice_readings) -> Path:
+    """Every output but score.json, at the end, each atomically; returns metrics.csv's path."""
+    from emidbench.common.io import write_csv
+    from emidbench.score.estimator import save_ensemble
 
     table = []
     for s in manifest.scenarios:
         row = {**rows.get(s.name, {}), "scenario": s.name, "n": len(items[s.name]), **counts[s.name]}
         table.append(row)
-
-    # Every output at the end, each atomically.
-    from emidbench.common.io import write_csv
-    from emidbench.score.estimator import save_ensemble
-
+    out_dir = rd.scores_dir(model)
     for stale in sorted(out_dir.glob("club*.pt")):  # a per-model fit of an earlier score: not this one's
         stale.unlink()
     if per_model_fits is not None:
-        save_ensemble(per_model_fits, out_dir, estimator_ensemble)
+        save_ensemble(per_model_fits, out_dir, ensemble)
     for sc, recs in judge_records.items():
         atomic_write_jsonl(out_dir / "judge" / f"{sc}.jsonl", recs)
     for stale in sorted((out_dir / "choices").glob("*.jsonl")):  # an earlier score's, not this one's
@@ -197,23 +286,6 @@ def run_score(run: Path, model: str, options: ScoreOptions | None = None, consol
     _write_choice_summary(out_dir / "choices.json", choice_readings)
     path = rd.metrics_path(model)
     write_csv(path, table, METRIC_COLUMNS)
-    ScoreRecord(
-        model=model,
-        id_scenario=id_name,
-        embedder={"name": embedder, "identity": emb.identity, **_describe(emb)},
-        estimator=est_info,
-        judge=judge_info,
-        notes=notes,
-        settings={"bootstrap": bootstrap, "seed": seed, "entropy_scaler": entropy_scaler,
-                  "estimator_ensemble": estimator_ensemble},
-        generation=[{"settings": s, "scenarios": scs} for s, scs in generation.items()],
-        counts={"scenarios": len(manifest.scenarios), "scored_scenarios": len(sets),
-                "items": sum(len(v) for v in items.values()), "missing": missing, "failed": failed,
-                **({"choice_items": sum(map(len, choice_readings.values())),
-                    "unparsed": sum(r["parsed"] is None for rs in choice_readings.values() for r in rs),
-                    "parsed_by": _parsed_by(choice_readings)}
-                   if choice_readings else {})},
-    ).write(rd.score_record_path(model))
     return path
 
 
@@ -261,7 +333,6 @@ def fit_shared_estimator(run: Path, models: list[str], options: ScoreOptions | N
     """Fit the run's shared estimator on these models' answers (what `emidbench run` does
     once every model is evaluated); returns its record (RUN/scores/_estimator/estimator.json)."""
     from emidbench.embedders import make_embedder
-    from emidbench.embedders.cache import EmbeddingCache
     from emidbench.score import estimator as est
 
     options = ScoreOptions.of(options, kwargs, "fit_shared_estimator")
@@ -270,14 +341,14 @@ def fit_shared_estimator(run: Path, models: list[str], options: ScoreOptions | N
     rd = RunDir(run)
     manifest = rd.read_manifest()
     emb = make_embedder(options.embedder, options.embedder_options())
-    cache = EmbeddingCache(rd.cache / "embeddings", emb,
-                           progress=lambda what, done, total: say(f"  embedded {done}/{total} {what}"))
+    cache = _embedding_cache(rd, emb)
     per_model = {}
     for m in models:
         its = _aligned_items(rd, manifest, m)[0]
-        per_model[m] = (its, _embed(rd, manifest, its, cache, say))
+        per_model[m] = (its, _embed(rd, manifest, its, cache, say, console))
     say(f"estimator: fitting the run's shared estimator on the answers of {', '.join(sorted(per_model))}")
-    rec = est.fit_shared(rd.root / "scores", per_model, emb.identity, options.seed, options.estimator_ensemble, say)
+    rec = est.fit_shared(rd.root / "scores", per_model, emb.identity, options.seed, options.estimator_ensemble, say,
+                         console)
     return rec
 
 
@@ -322,39 +393,67 @@ def _aligned_items(rd: RunDir, manifest, model: str) -> tuple[dict[str, list[dic
     return items, counts, generation
 
 
-def _embed(rd: RunDir, manifest, items: dict, cache, say) -> dict:
-    """Each distinct image and text embedded once (cache), then gathered per scenario."""
-    from emidbench.score.metrics import EmbeddingSet
+def _embed(rd: RunDir, manifest, items: dict, cache, say, console=None) -> dict:
+    """Each distinct image and text embedded once (the cache), then each scenario's rows
+    gathered by index (metrics.IndexedSet over the cache's matrix): an input shared by
+    many scenarios is held once, and an image's bytes are read when it is hashed and
+    again only if it is embedded, never all held at once."""
+    from emidbench.common.progress import progress_bar
+    from emidbench.embedders.cache import image_key, text_key
+    from emidbench.score.metrics import IndexedSet
 
-    image_bytes: dict[str, bytes] = {}
+    where: dict[str, tuple[str, object]] = {}  # image name -> (scenario, question_id) of its first use
     texts: dict[str, None] = {}
     for sc, its in items.items():
         for it in its:
-            name = it["image"]
-            if name not in image_bytes:
-                try:
-                    image_bytes[name] = rd.image_path(name).read_bytes()
-                except OSError:
-                    raise UserError(f"{rd.scenario_path(sc)}: question {it['question_id']!r}: image {name} is "
-                                    f"missing from {rd.images}") from None
+            where.setdefault(it["image"], (sc, it["question_id"]))
             for t in (it["text"], it["answer"], it["reference"]):
                 texts.setdefault(t)
-    n_img, n_txt = cache.missing_images(list(image_bytes.values())), cache.missing_texts(list(texts))
+    names = list(where)
+
+    def image_bytes(name: str) -> bytes:
+        try:
+            return rd.image_path(name).read_bytes()
+        except OSError:
+            sc, qid = where[name]
+            raise UserError(f"{rd.scenario_path(sc)}: question {qid!r}: image {name} is missing from "
+                            f"{rd.images}") from None
+
+    image_keys = [image_key(image_bytes(n)) for n in names]
+    text_list = list(texts)
+    text_keys = [text_key(t) for t in text_list]
+    n_img, n_txt = cache.missing(image_keys), cache.missing(text_keys)
     if n_img or n_txt:
         say(f"  embedding {n_img} images and {n_txt} texts not in the cache")
-    cache.images(list(image_bytes.values()))
-    cache.texts(list(texts))
+    for what, keys, load, embed, n in (
+            ("images", image_keys, lambda i: image_bytes(names[i]), cache.embedder.embed_images, n_img),
+            ("texts", text_keys, text_list.__getitem__, cache.embedder.embed_texts, n_txt)):
+        with progress_bar(console, n, f"embedding {what}", what) as bar:
+            cache.embed_missing(keys, load, embed, what, advance=bar.advance)
+    table = cache.matrix
+    image_row = dict(zip(names, cache.rows_of(image_keys)))
+    text_row = dict(zip(text_list, cache.rows_of(text_keys)))
     sets = {}
     for s in manifest.scenarios:
         its = items[s.name]
         if its:
-            sets[s.name] = EmbeddingSet(
-                x_v=cache.images([image_bytes[it["image"]] for it in its]),
-                x_t=cache.texts([it["text"] for it in its]),
-                y_hat=cache.texts([it["answer"] for it in its]),
-                y=cache.texts([it["reference"] for it in its]),
+            sets[s.name] = IndexedSet(
+                table,
+                v=np.array([image_row[it["image"]] for it in its], dtype=np.int64),
+                t=np.array([text_row[it["text"]] for it in its], dtype=np.int64),
+                y_hat=np.array([text_row[it["answer"]] for it in its], dtype=np.int64),
+                y=np.array([text_row[it["reference"]] for it in its], dtype=np.int64),
             )
     return sets
+
+
+def _distinct_inputs(sets: dict) -> dict:
+    """How many distinct rows the scenarios' sets point at (images, texts), and how many
+    (scenario, item, role) uses those rows serve: the memory held is the former."""
+    images = set().union(*(s.rows["x_v"].tolist() for s in sets.values())) if sets else set()
+    texts = set().union(*(np.concatenate([s.rows[k] for k in ("x_t", "y_hat", "y")]).tolist()
+                          for s in sets.values())) if sets else set()
+    return {"images": len(images), "texts": len(texts), "uses": 4 * sum(len(s) for s in sets.values())}
 
 
 # --------------------------------------------------------------------------- estimators
@@ -368,7 +467,7 @@ def _load_estimator(estimator: str):
     return load_club(path)
 
 
-def _fit_estimator(sets: dict, seed: int, ensemble: int, say, what: str):
+def _fit_estimator(sets: dict, seed: int, ensemble: int, say, what: str, console=None):
     """--estimator fit-per-model: CLUB fitted on this model's pairs (x, reference) and
     (x, model answer) of all scenarios."""
     from emidbench.score.estimator import fit_ensemble
@@ -377,14 +476,14 @@ def _fit_estimator(sets: dict, seed: int, ensemble: int, say, what: str):
     pairs_x = np.concatenate([x, x])
     pairs_y = np.concatenate([np.concatenate([s.y for s in sets.values()]),
                               np.concatenate([s.y_hat for s in sets.values()])])
-    clubs, fits = fit_ensemble(pairs_x, pairs_y, seed, ensemble, say, what)
+    clubs, fits = fit_ensemble(pairs_x, pairs_y, seed, ensemble, say, what, console)
     est = {"kind": "fit-per-model", "path": "club.pt", "seed": seed, "ensemble": ensemble,
            "n_pairs": int(len(pairs_x)), "val_loglik": fits[0]["val_loglik"], "fits": fits}
     return clubs, est
 
 
 def _shared_estimator(rd: RunDir, manifest, model: str, items: dict, sets: dict, cache, embedder_identity: str,
-                      mode: str, seed: int, ensemble: int, say):
+                      mode: str, seed: int, ensemble: int, say, console=None):
     """The run's shared estimator(s): reused as recorded (`shared`), fitted when there is
     none yet or when asked (`refit`) on every model with answers in RUN."""
     from emidbench.score import estimator as est
@@ -404,9 +503,9 @@ def _shared_estimator(rd: RunDir, manifest, model: str, items: dict, sets: dict,
                 per_model[m] = (items, sets)
             else:  # its answers are part of the fit: the estimator serves every model of the run
                 its = _aligned_items(rd, manifest, m)[0]
-                per_model[m] = (its, _embed(rd, manifest, its, cache, say))
+                per_model[m] = (its, _embed(rd, manifest, its, cache, say, console))
         say(f"score {model}: fitting the run's shared estimator on the answers of {', '.join(sorted(per_model))}")
-        rec = est.fit_shared(root, per_model, embedder_identity, seed, ensemble, say)
+        rec = est.fit_shared(root, per_model, embedder_identity, seed, ensemble, say, console)
         stale = [m for m in est.stale_scores(root, rec["sha256"]) if m != model]
         if stale:
             say(f"warning: {', '.join(stale)} were scored with the previous shared estimator; rescore them "
@@ -430,22 +529,36 @@ def _shared_estimator(rd: RunDir, manifest, model: str, items: dict, sets: dict,
     return clubs, info
 
 
-def _score(id_name: str, sets: dict, clubs, entropy_scaler, bootstrap: int, seed: int, spread) -> list[dict]:
+def _score(id_name: str, sets: dict, clubs, entropy_scaler, bootstrap: int, seed: int, spread, steps=None,
+           console=None) -> list[dict]:
+    from emidbench.common.progress import progress_bar
     from emidbench.score.metrics import score_scenarios
 
-    return score_scenarios(id_name, sets, clubs, entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed,
-                           spread=spread)
+    label = f"EMI, EMID, bound{' and bootstrap' if bootstrap else ''}"
+    with progress_bar(console, len(sets), label, "scenarios") as bar:
+        return score_scenarios(id_name, sets, clubs, entropy_scaler=entropy_scaler, bootstrap=bootstrap, seed=seed,
+                               spread=spread, steps=steps, advance=bar.advance)
 
 
 # --------------------------------------------------------------------------- judge
 
-def _judge_all(judge, rules, spec: str, items: dict, debias: bool, cache_dir: Path, say) -> tuple[dict, int]:
+def _judge_all(judge, rules, spec: str, items: dict, debias: bool, cache_dir: Path, say,
+               console=None) -> tuple[dict, int]:
     """Judge every item of every scenario (both orders with debias); returns the judge
-    records per scenario and the number of judge calls made."""
-    from emidbench.common.cache import EntryCache
-    from emidbench.score.judges.protocol import build_prompt, parse_scores
-
+    records per scenario and the number of judge calls made. Three steps: the prompts
+    (one ask per distinct prompt), the replies (cache, then the judge, with retries),
+    the records."""
     orders = ORDERS if debias else ORDERS[:1]
+    prompts, plan = _judge_prompts(judge, rules, items, orders)
+    replies, last_failure, calls = _judge_replies(judge, prompts, cache_dir, say, console)
+    return _judge_records(items, plan, orders, replies, last_failure, spec, rules), calls
+
+
+def _judge_prompts(judge, rules, items: dict, orders) -> tuple[dict, dict]:
+    """{cache key: prompt} (each distinct prompt once) and per scenario, per item, the key
+    of each order."""
+    from emidbench.score.judges.protocol import build_prompt
+
     prompts: dict[str, object] = {}  # cache key -> prompt (one ask per distinct prompt)
     plan: dict[str, list[list[str]]] = {}  # scenario -> per item, the key of each order
     for sc, its in items.items():
@@ -462,6 +575,16 @@ def _judge_all(judge, rules, spec: str, items: dict, debias: bool, cache_dir: Pa
                 prompts.setdefault(key, p)
                 keys.append(key)
             plan[sc].append(keys)
+    return prompts, plan
+
+
+def _judge_replies(judge, prompts: dict, cache_dir: Path, say, console=None) -> tuple[dict, dict, int]:
+    """The parsable reply to each prompt (from the cache, else asked, with retries for a
+    non-deterministic judge): (replies, the last failure of each prompt without one,
+    the number of calls made)."""
+    from emidbench.common.cache import EntryCache
+    from emidbench.common.progress import progress_bar
+    from emidbench.score.judges.protocol import parse_scores
 
     # A damaged or unparsable entry is a miss: judged again below and overwritten.
     cache = EntryCache(cache_dir, valid=lambda entry: parse_scores(entry.get("reply")) is not None)
@@ -476,21 +599,28 @@ def _judge_all(judge, rules, spec: str, items: dict, debias: bool, cache_dir: Pa
         say(f"  judging {len(todo)} prompts ({len(prompts) - len(todo)} from the cache)")
     calls = 0
     # A deterministic judge (greedy, offline) would only repeat itself.
-    for _ in range(1 if judge.deterministic else 1 + JUDGE_RETRIES):
+    for attempt in range(1 if judge.deterministic else 1 + JUDGE_RETRIES):
         if not todo:
             break
-        step = max(1, len(todo) // 10)
-        for done, (i, reply) in enumerate(judge.judge([prompts[k] for k in todo]), start=1):
-            key = todo[i]
-            calls += 1
-            if done % step == 0 and len(todo) >= 50:
-                say(f"  judged {done}/{len(todo)}")
-            if isinstance(reply, str) and parse_scores(reply) is not None:
-                replies[key] = reply
-                cache.put(key, {"reply": reply, "judge": judge.identity})
-            else:
-                last_failure[key] = reply if isinstance(reply, str) else f"error: {reply}"
+        label = "judging" if attempt == 0 else f"judging again (retry {attempt})"
+        with progress_bar(console, len(todo), label, "prompts") as bar:
+            for i, reply in judge.judge([prompts[k] for k in todo]):
+                key = todo[i]
+                calls += 1
+                bar.advance(1)
+                if isinstance(reply, str) and parse_scores(reply) is not None:
+                    replies[key] = reply
+                    cache.put(key, {"reply": reply, "judge": judge.identity})
+                else:
+                    last_failure[key] = reply if isinstance(reply, str) else f"error: {reply}"
         todo = [k for k in todo if k not in replies]
+    return replies, last_failure, calls
+
+
+def _judge_records(items: dict, plan: dict, orders, replies: dict, last_failure: dict, spec: str, rules) -> dict:
+    """Per scenario, one record per item: the raw replies, the scores of each order (as
+    [reference, model]) and their mean, failed when any order has no parsable reply."""
+    from emidbench.score.judges.protocol import parse_scores
 
     records: dict[str, list[dict]] = {}
     for sc, its in items.items():
@@ -513,7 +643,7 @@ def _judge_all(judge, rules, spec: str, items: dict, debias: bool, cache_dir: Pa
             recs.append(rec)
         if recs:
             records[sc] = recs
-    return records, calls
+    return records
 
 
 def _describe(obj) -> dict:
