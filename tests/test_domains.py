@@ -11,7 +11,7 @@ import pytest
 
 from emidbench.benchmarks import load_benchmark
 from emidbench.benchmarks.base import Benchmark, Sample
-from emidbench.benchmarks.choices import ICL_SUFFIX, answer_line, render_question
+from emidbench.benchmarks.choices import DEFAULT_TEMPLATE, ICL_SUFFIX, answer_line, render_question
 from emidbench.common.errors import UserError
 from emidbench.common.io import read_jsonl
 from emidbench.rundir import RunDir
@@ -198,11 +198,10 @@ def test_corruptions_compose_with_a_domain_suite(mini_domains, tmp_path):
     clean = read_jsonl(RunDir(tmp_path / "r").scenario_path("mini_domains"))
     for t, c in zip(typed, clean):  # the text shift perturbs the stem; the template and the options stay
         assert t["text"] != c["text"] and t["choices"] == c["choices"]
-        assert t["text"].startswith("Given the image, answer the following question using the specified format. "
-                                    "Question: ")
-        assert t["text"].endswith("Choice list: ['circle', 'square', 'triangle']. Please choose a choice from the "
-                                  "list and respond with the following format: Answer Choice: [Your Answer Choice "
-                                  "Here]. Do not deviate from this format.")
+        before, after = DEFAULT_TEMPLATE.split("{question}")
+        assert t["text"].startswith(before) and before.startswith("Given the image, answer the following question")
+        assert t["text"].endswith(after.format(choices="['circle', 'square', 'triangle']"))
+        assert "Answer Choice: [Your Answer Choice Here]" in after
 
 
 # --------------------------------------------------------------------------- bad input on the command line

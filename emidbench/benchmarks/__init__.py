@@ -30,7 +30,7 @@ def _mini(seed: int = 0, size: str = "default") -> Benchmark:
 
 @BENCHMARKS.register("mini-domains", "the mini shapes as a 3-way classification in 4 visual styles (offline "
                                     "domain-shift demo): plain, photo, sketch, microscopy")
-def _mini_domains(seed: int = 0, size: str = "default", **_) -> Benchmark:
+def _mini_domains(seed: int = 0, size: str = "default") -> Benchmark:
     from emidbench.benchmarks.mini_domains import load_mini_domains
 
     return load_mini_domains(seed=seed, size=size)

@@ -145,28 +145,16 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
         if any(q.get("examples") for records in questions.values() for q in records):
             engine.check_examples()  # a backend or model that cannot show them: one line, before any answer
         items = _build_items(rd, engine, questions, settings)
-        keys = {sc: {it.question_id: it.key for it in items[sc]} for sc in chosen}
 
-        if dist.is_main:  # compact: drop failed and stale answers, fold in shards a killed run left
-            for sc in chosen:
-                merge_answers(rd.responses_path(slug, sc), questions[sc], shard_paths(out_dir, sc),
-                              keep=lambda rec, q, k=keys[sc]: (not is_failed(rec) and (rec.get("metadata") or {})
-                                                               .get("request_key") == k[q["question_id"]]))
+        if dist.is_main:
+            _compact(rd, slug, chosen, questions, items)
             record = EvalRecord(model=model, model_ref=ref, name=slug, backend=backend, identity=engine.identity,
                                 generation=settings, options=_public(engine.record()),
                                 eval_options=_public(options.public()))
             record.write(rd.eval_record_path(slug))
         dist.barrier()  # every rank reads the compacted files; nobody appends before that
 
-        pending: dict[str, list[_Item]] = {}  # request key -> the items asking it, in order
-        for sc in chosen:
-            done = answered(rd.responses_path(slug, sc))
-            for it in items[sc]:
-                if str(it.question_id) in done:
-                    if dist.is_main:
-                        summary._count(sc, "skipped")
-                else:
-                    pending.setdefault(it.key, []).append(it)
+        pending = _pending(rd, slug, chosen, items, summary if dist.is_main else None)
         mine = take_shard(list(pending), dist)
         writer = _Writers(rd, slug, dist)
         steps.add("prepare", time.perf_counter() - prepare_start)
@@ -207,6 +195,33 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
 
 
 # --------------------------------------------------------------------------- steps
+
+def _compact(rd: RunDir, slug: str, chosen: list, questions: dict, items: dict) -> None:
+    """Each answer file compacted before new answers are appended: failed answers and
+    answers to another request (the question, image or settings changed) dropped, shards
+    a killed run left folded in."""
+    out_dir = rd.responses_dir(slug)
+    for sc in chosen:
+        keys = {it.question_id: it.key for it in items[sc]}
+        merge_answers(rd.responses_path(slug, sc), questions[sc], shard_paths(out_dir, sc),
+                      keep=lambda rec, q, k=keys: (not is_failed(rec) and (rec.get("metadata") or {})
+                                                   .get("request_key") == k[q["question_id"]]))
+
+
+def _pending(rd: RunDir, slug: str, chosen: list, items: dict, summary: "EvalSummary | None") -> dict:
+    """{request key: the items asking it, in order} of the items without an answer; the
+    answered ones are counted as skipped in `summary` (the main process's)."""
+    pending: dict[str, list[_Item]] = {}
+    for sc in chosen:
+        done = answered(rd.responses_path(slug, sc))
+        for it in items[sc]:
+            if str(it.question_id) in done:
+                if summary is not None:
+                    summary._count(sc, "skipped")
+            else:
+                pending.setdefault(it.key, []).append(it)
+    return pending
+
 
 def _remove_if_unanswered(out_dir: Path) -> None:
     """The folder this eval created, when it holds no answer: its eval.json (and empty

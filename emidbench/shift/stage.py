@@ -73,8 +73,8 @@ def run_shift(benchmark: Benchmark, suite: str | Path | Suite, out: Path, option
     """Write RUN/shifts/ for `benchmark` under `suite` (a built-in name, a YAML path or a
     Suite); returns the manifest. options: a ShiftOptions, or its fields as keywords
     (seed=1, workers=2, ...; shift/options.py). `split_embedder` ranks a second domain's
-    images for its easy/hard split: an embedder object, or a name (`pixel`, the default; `paper`;
-    `offline`) built with `split_options`. Everything that can be wrong with the inputs is
+    images for its easy/hard split: an embedder object, or a name (`pixel`, the default;
+    `paper`; `offline`) built with `split_options`. Everything that can be wrong with the inputs is
     checked before anything is written. `split_index`: the paper's released easy/hard split
     (split.read_split_index) instead of computing one. `similarity_filter`: a sentence
     encoder (hub id or folder, or a text.similarity.SimilarityFilter) for MM_Robustness's
@@ -89,13 +89,7 @@ def run_shift(benchmark: Benchmark, suite: str | Path | Suite, out: Path, option
     bench = domains.bench if domains else benchmark.limit(o.limit)
     plans = plan_scenarios(bench, suite_obj, id_domain=domains and domains.id_domain)
     samples_of: dict = {None: bench.samples, **bench.domains}
-    notes: list[str] = list(bench.notes)  # what the loader left out (rows with several labels)
-    if domains and domains.record["chosen_by"] == "first domain":
-        notes.append(f"domain suite: ID domain {domains.id_domain!r}, the benchmark's first "
-                     "(--id-domain picks another)")
-    if any(s.splits for s in suite_obj.flatten()) and not bench.domains:
-        notes.append(f"natural domain splits skipped: benchmark {bench.name} has no second visual domain "
-                     "(attach one with --domain NAME=SPEC)")
+    notes = _plan_notes(bench, suite_obj, domains)
     if o.dry_run:  # the plan as a run would make it: languages nothing can provide are left out (noted)
         plans = translatable(plans, samples_of, parse_translator(translator), notes)[0]
         for n in notes:
@@ -158,6 +152,19 @@ def run_shift(benchmark: Benchmark, suite: str | Path | Suite, out: Path, option
         say(f"shift: {len(plans)} scenarios ({len(plans) - len(todo)} already done), "
             f"{work.total} corrupted images computed ({len(job_of) - work.total} reused from an earlier run)")
     return manifest
+
+
+def _plan_notes(bench: Benchmark, suite: Suite, domains) -> list[str]:
+    """What the plan leaves out or chooses on its own, said before any work (and kept in
+    the manifest's notes)."""
+    notes: list[str] = list(bench.notes)  # what the loader left out (rows with several labels)
+    if domains and domains.record["chosen_by"] == "first domain":
+        notes.append(f"domain suite: ID domain {domains.id_domain!r}, the benchmark's first "
+                     "(--id-domain picks another)")
+    if any(s.splits for s in suite.flatten()) and not bench.domains:
+        notes.append(f"natural domain splits skipped: benchmark {bench.name} has no second visual domain "
+                     "(attach one with --domain NAME=SPEC)")
+    return notes
 
 
 def _domain_suite(benchmark: Benchmark, suite: Suite, o: ShiftOptions):
