@@ -472,25 +472,13 @@ def _combine(summaries: list[EvalSummary], slug: str, world: int) -> EvalSummary
 
 
 class _Bar:
+    """The eval's bar (common.progress's columns: rate and ETA), started and stopped by
+    run_eval around the generation."""
+
     def __init__(self, console, total: int, label: str):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            ProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.text import Text
+        from emidbench.common.progress import make_progress
 
-        class Rate(ProgressColumn):
-            def render(self, task):
-                return Text(f"{task.speed or 0:.1f} items/s")
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
-                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
-                                 transient=True)
+        self.progress = make_progress(console, "items")
         self.task = self.progress.add_task(label, total=total)
         self.progress.start()
 
