@@ -14,7 +14,7 @@ from emidbench.common.io import read_jsonl
 from emidbench.eval import import_responses
 from emidbench.rundir import RunDir
 from emidbench.shift.released import run_released
-from tests.helpers import make_llava_folder, photo_like, reference_dir, run_cli, write_jsonl
+from tests.helpers import make_llava_folder, photo_like, quiet_console, reference_dir, run_cli, write_jsonl
 
 MODEL = "llava-v1.5-13b"
 SYNTHETIC = "changdae/llavabench-shift-synthetic-v1"
@@ -498,9 +498,9 @@ def test_the_judge_says_what_a_released_run_lacks(tmp_path, synthetic_disk):
 
     torch.manual_seed(0)  # a small untrained CLUB: the judge is under test here, not the fit
     save_club(CLUB(DIM, DIM, 16), tmp_path / "club.pt")
-    lines = []
-    run_score(run, MODEL, embedder="offline", estimator=str(tmp_path / "club.pt"), judge="offline",
-              console=type("C", (), {"print": lambda self, m, **k: lines.append(str(m))})())
-    assert any("30 items have no context (captions, boxes) and 30 no category" in x for x in lines), lines
+    console, buf = quiet_console()  # a rich Console: score draws its progress bars on it
+    run_score(run, MODEL, embedder="offline", estimator=str(tmp_path / "club.pt"), judge="offline", console=console)
+    said = " ".join(buf.getvalue().split())
+    assert "30 items have no context (captions, boxes) and 30 no category" in said, said
     info = json.loads((RunDir(run).scores_dir(MODEL) / "score.json").read_text())
     assert (info["judge"]["without_context"], info["judge"]["without_category"]) == (30, 30)

@@ -175,13 +175,8 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
                 for sc in chosen:
                     merge_answers(rd.responses_path(slug, sc), questions[sc], shard_paths(out_dir, sc))
             summary = _combine(dist.all_gather(summary), slug, dist.world)  # also waits for the merge
-        if dist.is_main:  # what this run did that the record must say: fallbacks, and the backend's final word
-            record.options = _public(engine.record())
-            record.last_run = {"fallbacks": {"items": sum(summary.fallbacks.values()),
-                                             "reasons": dict(sorted(summary.fallbacks.items()))},
-                               "failed": summary.failed}
-            record.timings = steps.to_json()  # this (the main) process's steps
-            record.write(rd.eval_record_path(slug))
+        if dist.is_main:
+            _record_run(record, engine, summary, steps, rd.eval_record_path(slug))
         dist.close()
     except UserError:
         if fresh and dist.is_main:
@@ -195,6 +190,17 @@ def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=
 
 
 # --------------------------------------------------------------------------- steps
+
+def _record_run(record: EvalRecord, engine, summary: "EvalSummary", steps, path: Path) -> None:
+    """eval.json again, with what this run did: fallbacks, failures, the backend's final
+    word, and the main process's step times."""
+    record.options = _public(engine.record())
+    record.last_run = {"fallbacks": {"items": sum(summary.fallbacks.values()),
+                                     "reasons": dict(sorted(summary.fallbacks.items()))},
+                       "failed": summary.failed}
+    record.timings = steps.to_json()
+    record.write(path)
+
 
 def _compact(rd: RunDir, slug: str, chosen: list, questions: dict, items: dict) -> None:
     """Each answer file compacted before new answers are appended: failed answers and
