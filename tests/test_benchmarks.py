@@ -18,7 +18,7 @@ def test_llava_folder(tmp_path):
     assert s0.reference == "Picture 0 shows gradients (0)."
     assert s0.category == "conv" and s0.context == "A gradient."
     assert bench.samples[2].context is None
-    assert s0.image == (root / "images" / "img_0.jpg").read_bytes()
+    assert s0.read_image() == (root / "images" / "img_0.jpg").read_bytes()
     assert s0.open_image().size == (96, 72)
 
 
@@ -66,7 +66,7 @@ def test_hf_dataset_saved_locally_with_builtin_mapping(tmp_path):
     assert bench.name == "llava_bench_coco"
     assert [s.reference for s in bench.samples] == ["a0", "a1", "a2"]
     assert [s.context for s in bench.samples] == ["c0", "c1", "c2"]
-    assert bench.samples[0].image == photo_like(0)
+    assert bench.samples[0].read_image() == photo_like(0)
     # the second domain needs its own mapping: gpt_answer is not the default column
     with pytest.raises(UserError, match="missing column 'reference'"):
         load_benchmark(str(tmp_path / "wild"))
@@ -100,7 +100,7 @@ def test_jsonl_and_parquet_files(tmp_path):
     pq.write_table(pa.Table.from_pylist([{**rows[0], "image": {"bytes": photo_like(2), "path": "p.jpg"}}]),
                    tmp_path / "b.parquet")
     pbench = load_benchmark(str(tmp_path / "b.parquet"))
-    assert pbench.samples[0].image == photo_like(2)
+    assert pbench.samples[0].read_image() == photo_like(2)
 
 
 @pytest.mark.parametrize("breakage,match", [

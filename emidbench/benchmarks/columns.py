@@ -10,11 +10,12 @@ Sample.domain (a ClassLabel's name for a number)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
-from emidbench.benchmarks.base import Sample
+from emidbench.benchmarks.base import ImageRef, Sample, image_file
 from emidbench.common.errors import UserError
 
 # Our field -> the column it comes from. `translations` is a prefix: columns named
@@ -55,25 +56,46 @@ def parse_columns(spec: str | dict | None) -> dict:
     return mapping
 
 
-def image_bytes(value: Any, resolve_path: Callable[[str], bytes], where: str) -> tuple[bytes, str]:
-    """An image cell -> (encoded bytes, a name). Accepts `datasets` Image cells with
-    decode=False ({'bytes', 'path'}), raw bytes, or a path string."""
+def image_of(value: Any, resolve_path: Callable[[str, str], ImageRef], where: str) -> tuple[bytes | ImageRef, str]:
+    """An image cell -> (the image: bytes or a ref, a name). Accepts a ref (a loader's lazy
+    row image), `datasets` Image cells with decode=False ({'bytes', 'path'}), raw bytes, or
+    a path string (resolve_path(path, where) gives its ref)."""
+    if isinstance(value, ImageRef):
+        return value, value.name
     if isinstance(value, dict):
         if value.get("bytes"):
             return bytes(value["bytes"]), str(value.get("path") or "")
         if value.get("path"):
-            return resolve_path(str(value["path"])), str(value["path"])
+            return resolve_path(str(value["path"]), where), str(value["path"])
     if isinstance(value, (bytes, bytearray)):
         return bytes(value), ""
     if isinstance(value, str) and value:
-        return resolve_path(value), value
+        return resolve_path(value, where), value
     raise UserError(f"{where}: no usable image (got {type(value).__name__})")
+
+
+def lazy_images(rows: Iterable[dict], column: str, read_cell: Callable[[int], Any]) -> Iterator[dict]:
+    """Rows whose embedded images (a {'bytes': ...} cell or raw bytes) are replaced by refs
+    that read row i's cell again when needed (`read_cell(i)`, from a table on disk or in
+    Arrow memory), so the loaded benchmark holds no Python copy of its images. Path cells
+    and other values pass as they are."""
+    for i, row in enumerate(rows):
+        cell = row.get(column)
+        name = str(cell.get("path") or "") if isinstance(cell, dict) else ""
+        if (isinstance(cell, dict) and cell.get("bytes")) or isinstance(cell, (bytes, bytearray)):
+            row = {**row, column: ImageRef(functools.partial(_cell_bytes, read_cell, i), name)}
+        yield row
+
+
+def _cell_bytes(read_cell: Callable[[int], Any], i: int) -> bytes:
+    cell = read_cell(i)
+    return bytes(cell["bytes"] if isinstance(cell, dict) else cell)
 
 
 def rows_to_samples(
     rows: Iterable[dict],
     mapping: dict,
-    resolve_path: Callable[[str], bytes],
+    resolve_path: Callable[[str, str], ImageRef],
     where: str,
     context_of: Callable[[dict, Sample], str | None] | None = None,
     class_names: dict[str, list[str]] | None = None,
@@ -102,7 +124,7 @@ def rows_to_samples(
                 have = ", ".join(sorted(row)) or "none"
                 raise UserError(f"{at}: missing column {mapping[field]!r} for {field} (columns: {have}; map with --columns)")
         qid = row[mapping["question_id"]]
-        data, name = image_bytes(row[mapping["image"]], resolve_path, f"{at} (question_id {qid})")
+        data, name = image_of(row[mapping["image"]], resolve_path, f"{at} (question_id {qid})")
         translations = {
             k[len(TRANSLATION_PREFIX):]: str(v)
             for k, v in row.items()
@@ -182,7 +204,7 @@ def _choice_sample(row: dict, i: int, at: str, mapping: dict, resolve_path, clas
     else:
         shown = ", ".join(map(repr, choices[:8])) + (", ..." if len(choices) > 8 else "")
         raise UserError(f"{at}: label {label!r} is not one of the choices ({shown})")
-    data, name = image_bytes(row[mapping["image"]], resolve_path, at)
+    data, name = image_of(row[mapping["image"]], resolve_path, at)
     text = row.get(mapping["text"])
     domain = row.get(mapping["domain"])
     if isinstance(domain, int) and not isinstance(domain, bool) and mapping["domain"] in class_names:
@@ -209,15 +231,20 @@ def _opt_str(v: Any) -> str | None:
     return None if v is None or v == "" else str(v)
 
 
-def read_under(root: Path, rel: str, where: str) -> bytes:
-    """Read `rel` inside `root`, refusing paths that escape it."""
-    base = root.resolve()
-    path = (base / rel).resolve()
-    if path != base and base not in path.parents:
-        raise UserError(f"{where}: image path {rel!r} escapes {root}")
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{where}: image {rel!r} not found under {root}") from None
-    except OSError as e:
-        raise UserError(f"{where}: cannot read image {rel!r} ({e})") from None
+class ImageFolder:
+    """Image paths relative to a folder -> refs (one per file, shared by the questions that
+    name it); a path that escapes the folder or names no file is refused at load."""
+
+    def __init__(self, root: Path):
+        self.root, self.base = Path(root), Path(root).resolve()
+        self.refs: dict[Path, ImageRef] = {}
+
+    def ref(self, rel: str, where: str) -> ImageRef:
+        path = (self.base / rel).resolve()
+        if path != self.base and self.base not in path.parents:
+            raise UserError(f"{where}: image path {rel!r} escapes {self.root}")
+        if path not in self.refs:
+            if not path.is_file():
+                raise UserError(f"{where}: image {rel!r} not found under {self.root}")
+            self.refs[path] = image_file(path, rel, where)
+        return self.refs[path]

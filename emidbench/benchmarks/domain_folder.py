@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emidbench.benchmarks.base import Benchmark, Sample
+from emidbench.benchmarks.base import Benchmark, Sample, image_file
 from emidbench.common.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -58,10 +58,7 @@ def load_domain_folder(root: Path, name: str | None = None) -> Benchmark:
         for c in _visible_dirs(d):
             for f in _images(c):
                 rel = f.relative_to(root).as_posix()
-                try:
-                    data = f.read_bytes()
-                except OSError as e:
-                    raise UserError(f"{root}: cannot read image {rel} ({e})") from None
-                samples.append(Sample(question_id=rel, image=data, image_name=rel, text=DEFAULT_STEM,
+                samples.append(Sample(question_id=rel, image=image_file(f, rel, str(root)), image_name=rel,
+                                      text=DEFAULT_STEM,
                                       reference=c.name, choices=classes, domain=d.name))
     return Benchmark(name=name or root.name.replace("-", "_"), samples=samples, source=str(root)).validate()

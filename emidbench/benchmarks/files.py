@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emidbench.benchmarks.base import Benchmark
-from emidbench.benchmarks.columns import label_choices, parse_columns, read_under, rows_to_samples
+from emidbench.benchmarks.columns import ImageFolder, label_choices, lazy_images, parse_columns, rows_to_samples
 from emidbench.common.errors import UserError
 from emidbench.common.io import iter_jsonl
 
@@ -24,14 +24,24 @@ def load_file(path: Path, columns: str | dict | None = None, name: str | None = 
             table = pq.read_table(path)
         except Exception as e:
             raise UserError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
-        rows = table.to_pylist()
         class_names = _parquet_class_names(table.schema, (mapping["label"], mapping["domain"]))
+        rows = list(_parquet_rows(table, mapping["image"]))
     else:
         raise UserError(f"{path}: expected a .jsonl or .parquet file")
     choice_list = None if mapping["label"] in class_names else label_choices(r.get(mapping["label"]) for r in rows)
-    samples = rows_to_samples(rows, mapping, lambda rel: read_under(path.parent, rel, str(path)), str(path),
+    samples = rows_to_samples(rows, mapping, ImageFolder(path.parent).ref, str(path),
                               class_names=class_names, choice_list=choice_list)
     return Benchmark(name=name or path.stem.replace("-", "_"), samples=samples, source=str(path)).validate()
+
+
+def _parquet_rows(table, image_column: str):
+    """The table's rows, 64 at a time; embedded images become refs into the table (Arrow
+    holds the file's contents once; no Python copy of every image is kept)."""
+    rows = (row for batch in table.to_batches(max_chunksize=64) for row in batch.to_pylist())
+    if image_column not in table.column_names:
+        return rows
+    images = table.column(image_column)
+    return lazy_images(rows, image_column, lambda i: images[i].as_py())
 
 
 def _parquet_class_names(schema, columns) -> dict:

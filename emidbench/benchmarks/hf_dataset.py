@@ -8,7 +8,7 @@ from pathlib import Path
 
 from emidbench.benchmarks.base import Benchmark, Sample
 from emidbench.benchmarks.choice_sets import CHOICE_SETS, ChoiceSet
-from emidbench.benchmarks.columns import label_choices, parse_columns, read_under, rows_to_samples
+from emidbench.benchmarks.columns import ImageFolder, label_choices, lazy_images, parse_columns, rows_to_samples
 from emidbench.common import hub
 from emidbench.common.errors import UserError, did_you_mean, first_line
 
@@ -43,7 +43,6 @@ def load_hf_dataset(
     applies to a local copy (e.g. a saved copy of lmms-lab/llava-bench-coco)."""
     import datasets
 
-    local = Path(spec).exists()
     choice_set: ChoiceSet | None = CHOICE_SETS.get(known_as or spec)
     default_name, known_cols = (KNOWN.get(known_as or spec) or (choice_set and (choice_set.name, choice_set.columns))
                                 or _known_by_name(name) or (None, {}))
@@ -56,13 +55,7 @@ def load_hf_dataset(
 
     if mapping["image"] in ds.column_names and isinstance(ds.features[mapping["image"]], datasets.Image):
         ds = ds.cast_column(mapping["image"], datasets.Image(decode=False))
-    base = Path(spec) if local else Path(".")
-
-    def resolve(rel: str) -> bytes:
-        if not local:
-            raise UserError(f"{where}: image given as a path ({rel}) in a hub dataset")
-        return read_under(base, rel, where)
-
+    resolve = path_images(spec)
     class_names = {col: names for col in (mapping["label"], mapping["domain"])
                    if (names := class_label_names(ds.features.get(col))) is not None}
     choice_list = list(choice_set.choices) if choice_set and choice_set.choices else None
@@ -70,7 +63,7 @@ def load_hf_dataset(
     if choice_list is None and isinstance(label_feature, datasets.Value) and label_feature.dtype in ("string",
                                                                                                     "large_string"):
         choice_list = label_choices(ds.unique(mapping["label"]))  # names without a ClassLabel: sorted
-    rows = (_flatten(r, keep=(mapping["choices"], mapping["label"])) for r in ds)
+    rows = dataset_rows(ds, mapping["image"], keep=(mapping["choices"], mapping["label"]))
     skipped: list[int] = []
     samples = rows_to_samples(rows, mapping, resolve, where, class_names=class_names, choice_list=choice_list,
                               skip_multi_label=bool(choice_set and choice_set.skip_multi_label), skipped=skipped)
@@ -80,6 +73,29 @@ def load_hf_dataset(
     notes = [f"{len(skipped)} rows with several labels left out (a choice task needs one; first: row {skipped[0]})"
              ] if skipped else []
     return Benchmark(name=bench_name, samples=samples, source=where, notes=notes).validate()
+
+
+def dataset_rows(ds, image_column: str, keep: tuple = ()):
+    """The rows of `ds` as dicts (text lists joined, `_flatten`), each embedded image a ref
+    that reads its row again when needed: `datasets` keeps the table memory-mapped on disk,
+    so the benchmark holds no image bytes."""
+    rows = (_flatten(r, keep=keep) for r in ds)
+    if image_column not in ds.column_names:
+        return rows
+    return lazy_images(rows, image_column, lambda i: ds[i][image_column])
+
+
+def path_images(spec: str):
+    """How a row's image path is read: under the dataset's folder for a local copy (as
+    refs); a hub dataset has no folder to read it from."""
+    folder = ImageFolder(Path(spec)) if Path(spec).exists() else None
+
+    def resolve(rel: str, where: str):
+        if folder is None:
+            raise UserError(f"{where}: image given as a path ({rel}) in a hub dataset")
+        return folder.ref(rel, where)
+
+    return resolve
 
 
 def class_label_names(feature) -> list[str] | None:

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from emidbench.benchmarks.base import Benchmark, Sample
-from emidbench.benchmarks.columns import read_under
+from emidbench.benchmarks.columns import ImageFolder
 from emidbench.common.errors import UserError
 from emidbench.common.io import iter_jsonl
 
@@ -60,6 +60,7 @@ def load_llava_folder(
 
     samples: list[Sample] = []
     seen: set = set()
+    folder = ImageFolder(images)
     for line, rec in iter_jsonl(questions):
         at = f"{questions}:{line}"
         for key in ("question_id", "image", "text"):
@@ -71,7 +72,7 @@ def load_llava_folder(
         seen.add(qid)
         if qid not in refs:
             raise UserError(f"{at}: question_id {qid!r} has no reference answer in {answers}")
-        data = read_under(images, str(rec["image"]), at)
+        data = folder.ref(str(rec["image"]), at)
         samples.append(
             Sample(
                 question_id=qid,

@@ -7,11 +7,17 @@ references as the dataset has them; nothing is regenerated."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from emidbench.benchmarks.base import Sample
-from emidbench.benchmarks.columns import parse_columns, read_under, rows_to_samples
-from emidbench.benchmarks.hf_dataset import KNOWN, RELEASED_ID, _flatten, load_dataset_dict, parse_columns_dict
+from emidbench.benchmarks.columns import parse_columns, rows_to_samples
+from emidbench.benchmarks.hf_dataset import (
+    KNOWN,
+    RELEASED_ID,
+    dataset_rows,
+    load_dataset_dict,
+    parse_columns_dict,
+    path_images,
+)
 from emidbench.common.errors import UserError
 
 # A user's own sets without a known id: the released sets' column names, then ours.
@@ -40,12 +46,7 @@ def load_scenario_sets(spec: str, *, known_as: str | None = None, columns: str |
     where = f"{spec}" + (f" [{subset}]" if subset else "")
     dd = load_dataset_dict(spec, subset)
     mapping = parse_columns({**base_cols, **parse_columns_dict(columns)})
-    local = Path(spec).exists()
-
-    def resolve(rel: str) -> bytes:
-        if not local:
-            raise UserError(f"{where}: image given as a path ({rel}) in a hub dataset")
-        return read_under(Path(spec), rel, where)
+    resolve = path_images(spec)
 
     splits: dict[str, list[Sample]] = {}
     for split in dd:
@@ -55,7 +56,7 @@ def load_scenario_sets(spec: str, *, known_as: str | None = None, columns: str |
         if mapping["image"] in ds.column_names and isinstance(ds.features[mapping["image"]], datasets.Image):
             ds = ds.cast_column(mapping["image"], datasets.Image(decode=False))
         at = f"{where} split {split}"
-        samples = rows_to_samples((_flatten(r) for r in ds), mapping, resolve, at)
+        samples = rows_to_samples(dataset_rows(ds, mapping["image"]), mapping, resolve, at)
         if not samples:
             raise UserError(f"{at}: no rows")
         first: dict = {}

@@ -16,6 +16,8 @@ def decode_image(data: bytes, where: str) -> Image.Image:
         img.load()
     except UnidentifiedImageError:
         raise UserError(f"{where}: image does not decode (not a known image format)") from None
+    except Image.DecompressionBombError as e:  # > 2x Image.MAX_IMAGE_PIXELS (~179 Mpx)
+        raise UserError(f"{where}: image refused as too large to decode safely ({e}); resize it") from None
     except (OSError, ValueError) as e:
         raise UserError(f"{where}: image does not decode ({e})") from None
     return img.convert("RGB")

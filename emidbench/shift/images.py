@@ -4,7 +4,8 @@ and recorded in RUN/shifts/.images.jsonl so a rerun redoes only what is missing.
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from emidbench.common.images import decode_image
@@ -92,25 +93,34 @@ class ImageIndex:
 class ImageWork:
     """Compute the missing image jobs. workers=1: here, in order. workers=N>1: N-1 spawned
     processes start on them at once (`start`) while this process makes the questions; then
-    this process joins in (`finish`), taking not-yet-started tasks from the end of the
-    queue, so N processes share the image work."""
+    this process joins in (`finish`), taking tasks from the back of the queue while the
+    workers take them from the front, so N processes share the image work.
 
-    def __init__(self, run: RunDir, index: ImageIndex, todo: dict[str, list[ImageJob]], sources: dict[str, bytes],
+    Source images are read when their task runs or is sent to a worker, never all at once:
+    at most QUEUED_PER_WORKER tasks per worker wait in the pool, so the stage holds a few
+    images per process whatever the benchmark's size (its samples hold refs, not bytes)."""
+
+    QUEUED_PER_WORKER = 3
+
+    def __init__(self, run: RunDir, index: ImageIndex, todo: dict[str, list[ImageJob]], sources: dict,
                  workers: int, console):
+        """sources: content hash -> a sample with that image (benchmarks.base.Sample)."""
         self.run, self.index, self.workers, self.console = run, index, workers, console
         # tasks: up to JOBS_PER_TASK jobs of one source image, in a fixed order
-        self.tasks = [(src, jobs[i:i + JOBS_PER_TASK]) for src, jobs in sorted(todo.items())
-                      for i in range(0, len(jobs), JOBS_PER_TASK)]
+        self.tasks = deque((src, jobs[i:i + JOBS_PER_TASK]) for src, jobs in sorted(todo.items())
+                           for i in range(0, len(jobs), JOBS_PER_TASK))
         self.sources = sources
         self.total = sum(len(j) for _, j in self.tasks)
         self.pool = None
-        self.futures: list = []
+        self.queued: dict = {}  # future -> its jobs, sent to the pool and not yet collected
         self.progress = None
         self.bar = None
 
+    def _arguments(self, src: str, jobs: list[ImageJob]) -> tuple:
+        return (str(self.run.root), self.sources[src].read_image(), [(j.corruption, j.severity, j.seed) for j in jobs])
+
     def _run_here(self, src: str, jobs: list[ImageJob]) -> None:
-        names = corrupt_and_store(str(self.run.root), self.sources[src], [(j.corruption, j.severity, j.seed) for j in jobs])
-        self.index.add(jobs, names)
+        self.index.add(jobs, corrupt_and_store(*self._arguments(src, jobs)))
         self._advance(len(jobs))
 
     def _advance(self, n: int) -> None:
@@ -121,42 +131,49 @@ class ImageWork:
         if not self.tasks:
             return
         if self.console is not None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+            from emidbench.common.progress import make_progress
 
-            self.progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True)
+            self.progress = make_progress(self.console, unit="images")
             self.bar = self.progress.add_task("corrupting images", total=self.total)
             self.progress.start()
         if self.workers > 1 and len(self.tasks) > 1:
             import multiprocessing as mp
 
             # spawn: safe on every platform and with threads (torch, rich) in this process
-            self.pool = ProcessPoolExecutor(max_workers=min(self.workers - 1, len(self.tasks) - 1),
-                                            mp_context=mp.get_context("spawn"))
-            root = str(self.run.root)
-            for src, jobs in self.tasks:
-                fut = self.pool.submit(corrupt_and_store, root, self.sources[src],
-                                       [(j.corruption, j.severity, j.seed) for j in jobs])
-                fut.add_done_callback(lambda f, n=len(jobs): f.cancelled() or self._advance(n))
-                self.futures.append((fut, src, jobs))
+            n = min(self.workers - 1, len(self.tasks) - 1)
+            self.pool = ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"))
+            self.window = n * self.QUEUED_PER_WORKER
+            self._send()
+
+    def _send(self) -> None:
+        """Fill the pool's queue from the front of the tasks, up to the window."""
+        while self.tasks and len(self.queued) < self.window:
+            src, jobs = self.tasks.popleft()
+            fut = self.pool.submit(corrupt_and_store, *self._arguments(src, jobs))
+            fut.add_done_callback(lambda f, n=len(jobs): f.cancelled() or self._advance(n))
+            self.queued[fut] = jobs
+
+    def _collect(self, done) -> None:
+        for fut in done:
+            self.index.add(self.queued.pop(fut), fut.result())
 
     def finish(self, between=lambda: None) -> None:
         """Run or wait for the image tasks; call `between()` after each one run here."""
-        if not self.tasks:
-            return
         try:
             if self.pool is None:
-                for src, jobs in self.tasks:
-                    self._run_here(src, jobs)
+                while self.tasks:
+                    self._run_here(*self.tasks.popleft())
                     between()
                 return
-            for fut, src, jobs in reversed(self.futures):  # help from the back of the queue
-                if fut.cancel():
-                    self._run_here(src, jobs)
+            while self.tasks:
+                self._collect([f for f in self.queued if f.done()])
+                self._send()
+                if self.tasks:  # help from the back of the queue
+                    self._run_here(*self.tasks.pop())
                     between()
-            for fut, src, jobs in self.futures:
-                if not fut.cancelled():
-                    self.index.add(jobs, fut.result())
+            while self.queued:
+                done, _ = wait(self.queued, return_when=FIRST_COMPLETED)
+                self._collect(done)
         finally:
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=True)
@@ -166,13 +183,13 @@ class ImageWork:
 
 def image_jobs(todo, selected: dict, seed: int, index: ImageIndex) -> tuple[dict, dict, dict]:
     """The distinct image jobs of the scenarios still to write. -> (every job by (source,
-    corruption, severity); the jobs not stored by an earlier run, by source; their sources'
-    bytes)."""
+    corruption, severity); the jobs not stored by an earlier run, by source; a sample of
+    each of their sources, to read its image from when its task runs)."""
     from emidbench.common.hashing import derive_seed
 
     job_of: dict[tuple, ImageJob] = {}
     missing: dict[str, list[ImageJob]] = {}
-    sources: dict[str, bytes] = {}
+    sources: dict = {}
     for p in todo:
         if p.visual is None:
             continue
@@ -183,6 +200,6 @@ def image_jobs(todo, selected: dict, seed: int, index: ImageIndex) -> tuple[dict
             job = ImageJob(h, p.visual.name, p.visual.severity, derive_seed(seed, h, p.visual.name, p.visual.severity))
             job_of[(h, p.visual.name, p.visual.severity)] = job
             if index.stored(job) is None:
-                sources[h] = s.image
+                sources[h] = s
                 missing.setdefault(h, []).append(job)
     return job_of, missing, sources

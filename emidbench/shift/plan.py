@@ -61,7 +61,7 @@ def check_image_sizes(plans: list[ScenarioPlan], samples_of: dict) -> None:
                 continue
             seen.add(h)
             try:
-                w, hgt = Image.open(io.BytesIO(s.image)).size
+                w, hgt = Image.open(io.BytesIO(s.read_image())).size
             except Exception:
                 s.open_image()  # raises the loader's clear UserError
                 raise

@@ -160,7 +160,8 @@ def run_released(sets: ScenarioSets, out, *, name: str | None = None, source: Be
         for smp in samples[s]:
             h = smp.image_hash
             if h not in stored:
-                stored[h] = run.put_image(smp.image, image_format(smp.image))
+                data = smp.read_image()
+                stored[h] = run.put_image(data, image_format(data))
             rec = {"question_id": smp.question_id, "image": stored[h], "text": smp.text, "category": smp.category,
                    "reference": smp.reference}
             if smp.context is not None:

@@ -259,7 +259,8 @@ def _write_scenarios(run: RunDir, todo, selected: dict, questions: dict, job_of:
 
     def original(s) -> str:
         if s.image_hash not in originals:
-            originals[s.image_hash] = run.put_image(s.image, image_format(s.image))
+            data = s.read_image()
+            originals[s.image_hash] = run.put_image(data, image_format(data))
         return originals[s.image_hash]
 
     for p in todo:
