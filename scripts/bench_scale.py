@@ -2,6 +2,7 @@
 
     python scripts/bench_scale.py [--sizes large xlarge] [--workers 1 2] [--bootstrap 1000]
                                   [--batch-size 32] [--max-new-tokens 16] [--keep DIR]
+                                  [--stream 10000] [--shift-only]
 
 Sizes are `mini --size`: large = 10x the paper's (300 ID images / 900 questions + 240
 second-domain images / 600 questions; paper-61 makes 62 scenarios, 45,300 questions),
@@ -25,6 +26,11 @@ Targets (issue 18), at 10x: shift/1 <= 1.1 x bare, shift/2 <= 0.65 x bare; score
 bare; --bootstrap 1000 adds <= 50% to a cached rescore; report <= 10 s; score's peak RSS
 grows with the distinct inputs (not scenarios x items). A target missed is shown with the
 figures that explain it (the stage's own step timings, CPU time, the machine's load).
+
+--stream Q first streams a folder benchmark of Q questions (20 per image; JPEG photographs,
+90% 640x480, 9% 1920x1080, 1% 4200x2800) through shift with three corruptions, and the
+same for Q/4 questions: time against bare (the same corruptions, one image at a time) and
+whether peak RSS grows with the images (it should not: images are read when needed).
 
 It also measures, back to back, the CLUB fit's cost per optimiser step with OpenMP's
 threads spinning while they wait (torch's default) and sleeping (OMP_WAIT_POLICY=PASSIVE,
@@ -56,25 +62,34 @@ def child(kind: str, args) -> dict:
     """One measurement in this (fresh) process; returns what the parent prints."""
     t0 = time.perf_counter()
     if kind == "shift":
-        from emidbench.benchmarks import load_benchmark
         from emidbench.shift import run_shift
 
-        bench = load_benchmark("mini", size=args.size)
+        bench, suite = benchmark_and_suite(args)
         t0 = time.perf_counter()
-        run_shift(bench, "paper-61", Path(args.run), workers=args.workers)
+        run_shift(bench, suite, Path(args.run), workers=args.workers)
+    elif kind == "shift-traced":  # untimed: what Python and numpy allocate (tracemalloc), at the peak and held after
+        import tracemalloc
+
+        from emidbench.shift import run_shift
+
+        tracemalloc.start()
+        bench, suite = benchmark_and_suite(args)
+        loaded = tracemalloc.get_traced_memory()[0]
+        run_shift(bench, suite, Path(args.run), workers=args.workers)
+        held, peak = tracemalloc.get_traced_memory()
+        return {"loaded_mb": loaded / 2**20, "peak_mb": peak / 2**20, "held_mb": held / 2**20}
     elif kind == "shift-bare":
         import numpy as np
         from imagecorruptions import corrupt
 
-        from emidbench.benchmarks import load_benchmark
         from emidbench.common.images import decode_image
         from emidbench.shift.suites import plan_scenarios
 
-        bench = load_benchmark("mini", size=args.size)
+        bench, suite = benchmark_and_suite(args)
         t0 = time.perf_counter()
-        jobs = sorted({(p.visual.name, p.visual.severity) for p in plan_scenarios(bench, "paper-61") if p.visual})
-        for data in dict.fromkeys(s.image for s in bench.samples):  # distinct ID images, in order
-            arr = np.asarray(decode_image(data, "image"))
+        jobs = sorted({(p.visual.name, p.visual.severity) for p in plan_scenarios(bench, suite) if p.visual})
+        for sample in {s.image_hash: s for s in bench.samples}.values():  # distinct ID images, one at a time
+            arr = np.asarray(decode_image(sample.read_image(), "image"))
             for name, severity in jobs:
                 corrupt(arr, corruption_name=name, severity=severity)
     elif kind == "shift-text":  # the text perturbations of paper-61 alone (not in bare: the why of a ratio)
@@ -170,6 +185,15 @@ def fit_step() -> dict:
 
 # --------------------------------------------------------------------------- the parent
 
+def benchmark_and_suite(args):
+    """`mini --size SIZE` under paper-61, or (--bench) a folder stream_benchmark wrote, with its suite."""
+    from emidbench.benchmarks import load_benchmark
+
+    if args.bench:
+        return load_benchmark(args.bench), str(Path(args.bench) / "suite.yaml")
+    return load_benchmark("mini", size=args.size), "paper-61"
+
+
 def env(extra: dict | None = None) -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false", "PYTHONHASHSEED": "0", **(extra or {})}
@@ -258,6 +282,9 @@ def campaign(size: str, args, root: Path) -> None:
         t.add(f"shift --workers {w}", res["seconds"], bare["seconds"], shift_target.get(w), rss, cpu, note,
               bare_cpu=bare_cpu)
 
+    if args.shift_only:
+        print(f"  load average at end {os.getloadavg()[0]:.1f}")
+        return
     if args.answers == "tiny-llava":
         wall, cpu, rss, _ = cli("eval", run, "--model", MODEL, "--batch-size", args.batch_size,
                                 "--max-new-tokens", args.max_new_tokens)
@@ -298,6 +325,90 @@ def campaign(size: str, args, root: Path) -> None:
     print(f"  load average at end {os.getloadavg()[0]:.1f}")
 
 
+# --------------------------------------------------------------------------- streaming (item 4)
+
+STREAM_CORRUPTIONS = [("gaussian_noise", 3), ("defocus_blur", 3), ("jpeg_compression", 3)]
+# (share of the images, width, height): VGA photographs, full HD, and past 4k on the long side
+STREAM_SIZES = [(0.90, 640, 480), (0.09, 1920, 1080), (0.01, 4200, 2800)]
+
+
+def stream_benchmark(root: Path, questions: int, per_image: int = 20) -> dict:
+    """A LLaVA-layout folder: `questions` questions, `per_image` per image, JPEG photographs
+    (gradients and noise) of the STREAM_SIZES mix; -> what it holds."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    n_images = max(1, questions // per_image)
+    # the largest first, at least one of each size; the rest the most common size
+    sizes = [(w, h) for share, w, h in reversed(STREAM_SIZES) for _ in range(max(1, round(share * n_images)))]
+    sizes = sizes[:n_images] + [STREAM_SIZES[0][1:]] * (n_images - len(sizes))
+    qs, ans, encoded, decoded = [], [], 0, 0
+    for i, (w, h) in enumerate(sizes):
+        rng = np.random.default_rng(i)
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        px = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (w + h)], -1) + rng.normal(0, 20, (h, w, 3))
+        buf = io.BytesIO()
+        Image.fromarray(np.clip(px, 0, 255).astype(np.uint8)).save(buf, format="JPEG", quality=90)
+        (root / "images" / f"img_{i:05d}.jpg").write_bytes(buf.getvalue())
+        encoded += len(buf.getvalue())
+        decoded += w * h * 3
+    for q in range(questions):
+        qs.append(json.dumps({"question_id": q, "image": f"img_{q % n_images:05d}.jpg", "text": f"What is here? ({q})"}))
+        ans.append(json.dumps({"question_id": q, "text": "A gradient with noise."}))
+    (root / "questions.jsonl").write_text("\n".join(qs) + "\n")
+    (root / "answers.jsonl").write_text("\n".join(ans) + "\n")
+    (root / "suite.yaml").write_text("scenarios:\n" + "".join(
+        f"  - {{name: {n}_{s}, visual: {{name: {n}, severity: {s}}}}}\n" for n, s in STREAM_CORRUPTIONS))
+    largest = max(w * h * 3 for w, h in sizes)
+    return {"images": n_images, "encoded_mb": encoded / 2**20, "decoded_mb": decoded / 2**20,
+            "largest_mb": largest / 2**20, "largest": max(sizes, key=lambda s: s[0] * s[1])}
+
+
+def streaming(args, root: Path) -> None:
+    """The shift stage on a folder benchmark of `--stream` questions, and on a quarter of
+    it (the same mix of sizes, the largest image included): peak RSS should not grow with
+    the images."""
+    print(f"\n== streaming: a folder benchmark, 20 questions per JPEG image "
+          f"({', '.join(f'{round(share * 100)}% {w}x{h}' for share, w, h in STREAM_SIZES)}), "
+          f"{len(STREAM_CORRUPTIONS)} corruptions; load average {os.getloadavg()[0]:.1f} ==")
+    print(Table.header())
+    t = Table()
+    rss_at, seconds, traced = {}, {}, {}
+    for questions in (args.stream // 4, args.stream):
+        bench = root / f"stream-{questions}"
+        shutil.rmtree(bench, ignore_errors=True)
+        info = stream_benchmark(bench, questions)
+        print(f"  {questions} questions, {info['images']} images: {info['encoded_mb']:.0f} MB as JPEG, "
+              f"{info['decoded_mb']:.0f} MB as pixels; the largest ({info['largest'][0]}x{info['largest'][1]}) "
+              f"{info['largest_mb']:.0f} MB as pixels")
+        bare, bare_cpu, bare_rss = measure("shift-bare", bench=bench)
+        t.add(f"bare, {questions} q", bare["seconds"], rss=bare_rss, cpu=bare_cpu, note="one image at a time")
+        for w in (args.workers if questions == args.stream else [1]):
+            run = root / "stream-run"
+            shutil.rmtree(run, ignore_errors=True)
+            res, cpu, rss = measure("shift", bench=bench, run=run, workers=w)
+            rss_at[questions, w], seconds[questions, w] = (rss, info["encoded_mb"]), res["seconds"]
+            t.add(f"shift, {questions} q, w {w}", res["seconds"], bare["seconds"], None, rss, cpu,
+                  f"peak RSS {rss - bare_rss:+.0f} MB over bare's", bare_cpu=bare_cpu)
+        shutil.rmtree(root / "stream-run", ignore_errors=True)
+        traced[questions], _, _ = measure("shift-traced", bench=bench, run=root / "stream-run", workers=1)
+        traced[questions]["jpeg_mb"] = info["encoded_mb"]
+    print("  memory (tracemalloc, a separate untimed run with 1 worker; RSS varies by +-100 MB with when the\n"
+          "  allocator returns the largest image's transient arrays):")
+    for questions, m in traced.items():
+        print(f"    {questions:>6} questions ({m['jpeg_mb']:.0f} MB of JPEG): {m['loaded_mb']:.1f} MB after loading, "
+              f"peak {m['peak_mb']:.0f} MB, {m['held_mb']:.1f} MB held after the stage")
+    small, large = rss_at[args.stream // 4, 1], rss_at[args.stream, 1]
+    print(f"  peak RSS, 1 worker: {small[0]:.0f} MB at {args.stream // 4} questions, {large[0]:.0f} MB at "
+          f"{args.stream}")
+    full = {w: s for (q, w), s in seconds.items() if q == args.stream}
+    if 1 in full and len(full) > 1:
+        print("  speed-up: " + ", ".join(f"--workers {w} {full[1] / s:.2f}x" for w, s in full.items() if w != 1))
+
+
 def synthesize_answers(run: Path, out: Path) -> None:
     """LLaVA answer files: each reference with a few words dropped (deterministic)."""
     import hashlib
@@ -330,6 +441,12 @@ def main() -> None:
     ap.add_argument("--answers", choices=("tiny-llava", "synthetic"), default="tiny-llava",
                     help="eval with the bundled tiny-llava, or synthesize answers (skips eval)")
     ap.add_argument("--skip-fit-check", action="store_true", help="skip the OpenMP wait-policy measurement")
+    ap.add_argument("--shift-only", action="store_true", help="measure the shift stage only (eval and a cold score "
+                    "at 100x take hours on a CPU)")
+    ap.add_argument("--stream", type=int, default=0, metavar="QUESTIONS",
+                    help="also stream a folder benchmark of this many questions (20 per image, some past 4k) "
+                         "through shift: time and peak RSS against the images' size (e.g. 10000)")
+    ap.add_argument("--bench", help=argparse.SUPPRESS)
     ap.add_argument("--keep", type=Path, help="keep the run directories here (default: a temporary folder)")
     args = ap.parse_args()
     if args.child:
@@ -353,6 +470,8 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_scale_"))
     root.mkdir(parents=True, exist_ok=True)
     try:
+        if args.stream:
+            streaming(args, root)
         for size in args.sizes:
             campaign(size, args, root)
     finally:

@@ -51,13 +51,15 @@ def write_jsonl(path: Path, records) -> Path:
     return path
 
 
-def make_llava_folder(root: Path, n_images: int = 3, per_image: int = 2) -> Path:
-    """A LLaVA-style eval folder with generated images and simple references."""
+def make_llava_folder(root: Path, n_images: int = 3, per_image: int = 2, sizes: list | None = None,
+                      fmt: str = "JPEG") -> Path:
+    """A LLaVA-style eval folder with generated images and simple references; image i is
+    sizes[i % len(sizes)] (w, h) px (default 96x72), in `fmt`."""
     qs, ans = [], []
     (root / "images").mkdir(parents=True, exist_ok=True)
     for i in range(n_images):
-        name = f"img_{i}.jpg"
-        (root / "images" / name).write_bytes(photo_like(i))
+        name = f"img_{i}.{'jpg' if fmt == 'JPEG' else fmt.lower()}"
+        (root / "images" / name).write_bytes(photo_like(i, size=sizes[i % len(sizes)] if sizes else (96, 72), fmt=fmt))
         for j in range(per_image):
             qid = i * per_image + j
             qs.append({"question_id": qid, "image": name, "text": f"What is in picture {i}, part {j}?",

@@ -9,6 +9,7 @@ not its images: the shift stage streams each image through its work once.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +29,7 @@ class ImageRef:
 
     def __init__(self, read: Callable[[], bytes], name: str):
         self._read, self.name = read, name
+        self.size: tuple[int, int] | None = None  # (width, height), once checked
 
     def read(self) -> bytes:
         return self._read()
@@ -40,7 +42,7 @@ class ImageRef:
         """Decode once (a bad image is one line naming `where`) and note the hash of the
         same bytes, so loading reads each image once more, not twice."""
         data = self.read()
-        decode_image(data, where)
+        self.size = decode_image(data, where).size
         self.__dict__["hash"] = content_hash(data)
 
     def __repr__(self) -> str:
@@ -83,6 +85,16 @@ class Sample:
     def read_image(self) -> bytes:
         """The encoded image; for a ref, read now (hold it only as long as it is needed)."""
         return self.image.read() if isinstance(self.image, ImageRef) else self.image
+
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) px, from the image's header (a checked ref knows it already)."""
+        if isinstance(self.image, ImageRef) and self.image.size is not None:
+            return self.image.size
+        try:
+            return Image.open(io.BytesIO(self.read_image())).size
+        except Exception:
+            self.open_image()  # raises the loader's clear UserError
+            raise
 
     def open_image(self) -> Image.Image:
         return decode_image(self.read_image(), self.where)

@@ -332,7 +332,8 @@ def icl_plot(rows: list[dict], id_name: str, model: str):
     plt = _plt()
     bases = sorted({b for b, _ in curves})
     color = dict(zip(bases, _colors(len(bases))))
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    # the legend beside the axes: inside, it covers points (a line per domain and source)
+    fig, ax = plt.subplots(figsize=(8.6, 4.2))
     band = False
     for (base, source), pts in curves.items():
         sel = [r for _, r in pts]
@@ -350,7 +351,7 @@ def icl_plot(rows: list[dict], id_name: str, model: str):
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(f"{model}: accuracy with in-context examples" + ("\n(error bars: 95% bootstrap CI)" if band else ""),
                  fontsize=11)
     fig.tight_layout()

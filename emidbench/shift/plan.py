@@ -4,10 +4,7 @@ refuse bad input before any work starts, and the dry-run table."""
 
 from __future__ import annotations
 
-import io
 import json
-
-from PIL import Image
 
 from emidbench.benchmarks.base import Benchmark, Sample
 from emidbench.benchmarks.choices import DEFAULT_TEMPLATE
@@ -60,11 +57,7 @@ def check_image_sizes(plans: list[ScenarioPlan], samples_of: dict) -> None:
             if h in seen:
                 continue
             seen.add(h)
-            try:
-                w, hgt = Image.open(io.BytesIO(s.read_image())).size
-            except Exception:
-                s.open_image()  # raises the loader's clear UserError
-                raise
+            w, hgt = s.image_size()
             if min(w, hgt) < MIN_SIDE:
                 raise UserError(f"sample {s.question_id} ({s.image_name}): image is {w}x{hgt} px; image corruptions "
                                 f"need at least {MIN_SIDE} px on each side (resize the benchmark's images, or use a "
