@@ -64,12 +64,14 @@ def check_image_sizes(plans: list[ScenarioPlan], samples_of: dict) -> None:
                                 "suite without visual shifts)")
 
 
-def scenario_sizes(plans: list[ScenarioPlan], bench: Benchmark) -> dict[str, int]:
-    """Questions per scenario, without computing the natural split (halves of a domain)."""
+def scenario_sizes(plans: list[ScenarioPlan], bench: Benchmark) -> dict[str, str]:
+    """Questions per scenario as the plan shows them, without computing the natural split:
+    the easy side takes whole images while it stays within half the domain's questions,
+    so it has at most n//2 of them and the hard side the rest."""
     out = {}
     for p in plans:
         n = len(bench.samples if p.domain is None else bench.domains[p.domain])
-        out[p.name] = {"easy": n // 2, "hard": n - n // 2}.get(p.split, n)
+        out[p.name] = {"easy": f"≤{n // 2}", "hard": f"≥{n - n // 2}"}.get(p.split, str(n))
     return out
 
 
@@ -93,5 +95,5 @@ def print_plan(plans: list[ScenarioPlan], bench: Benchmark, suite: Suite, consol
                  f"{p.visual.name} {p.visual.severity}" if p.visual else "",
                  f"{p.text.name} {p.text.severity}" if p.text else "",
                  p.language if ((p.family == "natural" and p.domain_name is None) or p.language != ENGLISH) else ""]
-        table.add_row(p.name, p.family, " + ".join(x for x in parts if x) or "none (ID)", str(sizes[p.name]))
+        table.add_row(p.name, p.family, " + ".join(x for x in parts if x) or "none (ID)", sizes[p.name])
     (console or Console()).print(table)
