@@ -58,69 +58,22 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
     if not rd.root.is_dir():
         raise UserError(f"{rd.root}: no such run directory")
     manifest = rd.read_manifest()  # no shifts: "run `emidbench shift` first"
-    scored = scored_models(rd)
-    if not models and not scored:
-        answered = rd.models()
-        if not answered:
-            raise UserError(f"{rd.root}: no model answers yet; run `emidbench eval {rd.root} --model MODEL` first")
-        raise UserError(f"{rd.root}: no scores yet; run `emidbench score {rd.root} --model {answered[0]}` first "
-                        f"(answers from: {', '.join(answered)})")
-    models = list(dict.fromkeys(models or scored))
-
-    metrics, id_names, infos = {}, {}, {}
-    for m in models:
-        metrics[m] = read_metrics(rd, m)  # a model without scores: one line naming the scored ones
-        record = ScoreRecord.read(rd.score_record_path(m))
-        infos[m] = info = record.to_json() if record else {}
-        id_names[m] = info.get("id_scenario") or manifest.id_scenario
-        if id_names[m] not in {s.name for s in manifest.scenarios}:
-            raise UserError(f"scores of model {m} were measured against ID set {id_names[m]!r}, which is not in "
-                            f"this run's manifest; rerun `emidbench score {rd.root} --model {m}`")
-    if len(set(id_names.values())) > 1:
-        raise UserError("models were scored against different ID sets ("
-                        + ", ".join(f"{m}: {i}" for m, i in sorted(id_names.items()))
-                        + "); rescore them with one --id-scenario")
-    id_name = id_names[models[0]]
-    estimators = {m: _estimator_of(rd, m) for m in models}
-    if console and len(models) > 1 and (len(set(estimators.values())) > 1 or
-                                        any(e.startswith("fit") for e in estimators.values())):
-        console.print("warning: the models were scored with different CLUB estimators ("
-                      + ", ".join(f"{m}: {e}" for m, e in sorted(estimators.items()))
-                      + "); their EMI and EMID differ by estimator noise too — rescore them with the run's shared "
-                      "estimator (the default) to compare them", highlight=False, soft_wrap=True)
-
-    per_model, corr_all, corr_by, summary, out = {}, [], {}, [], {}
+    models = _models_to_report(rd, models)
+    metrics, infos, id_name = _read_scores(rd, manifest, models)
+    _warn_if_estimators_differ(rd, models, console)
+    per_model = {}
     for m in models:  # every model checked before anything is written
-        rows = per_shift_rows(manifest, metrics[m], m)
+        per_model[m] = rows = per_shift_rows(manifest, metrics[m], m)
         check_id_row(rows, id_name, m)
-        per_model[m] = rows
 
-    figures: dict[str, list] = {}
+    corr_by, summary, figures, out = {}, [], {}, {}
     for m in models:
-        rows, d = per_model[m], rd.report_dir(m)
-        write_csv(d / "per_shift.csv", rows, per_shift_columns(rows))
-        corr = correlations(m, rows, id_name)
-        write_csv(d / "correlations.csv", corr, CORR_COLUMNS)
-        corr_by[m] = corr
-        corr_all += corr
-        summary.append(summary_row(m, rows, id_name))
-        drawn = {name: _draw(d / f"{name}.png", fn(rows, id_name, m)) for name, fn in MODEL_PLOTS.items()}
-        drawn["emid_vs_bound"] = _draw(d / "emid_vs_bound.png", plots.bound_plot({m: rows}, id_name))
-        if has_choices(rows):  # choice runs only (an open-ended run's figures and notes stay as they were)
-            drawn["icl"] = _draw(d / "icl.png", plots.icl_plot(rows, id_name, m))
-        figures[m] = [(*CAPTIONS[name], svg) for name, svg in drawn.items() if svg is not None]
-        out[m] = d / "per_shift.csv"
-        if console:
-            from emidbench.report.terminal import correlation_table, shift_table
-
-            console.print(shift_table(m, rows, id_name))
-            console.print(correlation_table(m, corr))
-            skipped = [n for n, svg in drawn.items() if svg is None]
-            if skipped:
-                console.print(f"{m}: no data for the plots {', '.join(skipped)}; not drawn", highlight=False)
+        corr_by[m], figures[m] = _write_model(rd, m, per_model[m], id_name, console)
+        summary.append(summary_row(m, per_model[m], id_name))
+        out[m] = rd.report_dir(m) / "per_shift.csv"
 
     top = rd.root / "report"
-    write_csv(top / "correlations.csv", corr_all, CORR_COLUMNS)
+    write_csv(top / "correlations.csv", [c for m in models for c in corr_by[m]], CORR_COLUMNS)
     write_csv(top / "summary.csv", summary, summary_columns(summary))
     svg = _draw(top / "emid_vs_bound.png", plots.bound_plot(per_model, id_name))
     if svg is not None and len(models) > 1:
@@ -136,6 +89,68 @@ def run_report(run: Path, models: list[str] | None = None, console=None) -> dict
     if console:
         console.print(f"report written to {top} (the page: {top / PAGE})", highlight=False)
     return out
+
+
+def _models_to_report(rd: RunDir, models: list[str] | None) -> list[str]:
+    """The models asked for, else every scored one; none scored: one line saying what to run."""
+    scored = scored_models(rd)
+    if not models and not scored:
+        answered = rd.models()
+        if not answered:
+            raise UserError(f"{rd.root}: no model answers yet; run `emidbench eval {rd.root} --model MODEL` first")
+        raise UserError(f"{rd.root}: no scores yet; run `emidbench score {rd.root} --model {answered[0]}` first "
+                        f"(answers from: {', '.join(answered)})")
+    return list(dict.fromkeys(models or scored))
+
+
+def _read_scores(rd: RunDir, manifest, models: list[str]) -> tuple[dict, dict, str]:
+    """Each model's metrics and score record, and the one ID set they were all measured against."""
+    metrics, id_names, infos = {}, {}, {}
+    for m in models:
+        metrics[m] = read_metrics(rd, m)  # a model without scores: one line naming the scored ones
+        record = ScoreRecord.read(rd.score_record_path(m))
+        infos[m] = info = record.to_json() if record else {}
+        id_names[m] = info.get("id_scenario") or manifest.id_scenario
+        if id_names[m] not in {s.name for s in manifest.scenarios}:
+            raise UserError(f"scores of model {m} were measured against ID set {id_names[m]!r}, which is not in "
+                            f"this run's manifest; rerun `emidbench score {rd.root} --model {m}`")
+    if len(set(id_names.values())) > 1:
+        raise UserError("models were scored against different ID sets ("
+                        + ", ".join(f"{m}: {i}" for m, i in sorted(id_names.items()))
+                        + "); rescore them with one --id-scenario")
+    return metrics, infos, id_names[models[0]]
+
+
+def _warn_if_estimators_differ(rd: RunDir, models: list[str], console) -> None:
+    estimators = {m: _estimator_of(rd, m) for m in models}
+    if console and len(models) > 1 and (len(set(estimators.values())) > 1 or
+                                        any(e.startswith("fit") for e in estimators.values())):
+        console.print("warning: the models were scored with different CLUB estimators ("
+                      + ", ".join(f"{m}: {e}" for m, e in sorted(estimators.items()))
+                      + "); their EMI and EMID differ by estimator noise too — rescore them with the run's shared "
+                      "estimator (the default) to compare them", highlight=False, soft_wrap=True)
+
+
+def _write_model(rd: RunDir, m: str, rows: list[dict], id_name: str, console) -> tuple[list, list]:
+    """RUN/report/<model>/: per_shift.csv, correlations.csv, the figures; the terminal
+    tables. -> (the correlation rows, the page's figures: (title, caption, svg))."""
+    d = rd.report_dir(m)
+    write_csv(d / "per_shift.csv", rows, per_shift_columns(rows))
+    corr = correlations(m, rows, id_name)
+    write_csv(d / "correlations.csv", corr, CORR_COLUMNS)
+    drawn = {name: _draw(d / f"{name}.png", fn(rows, id_name, m)) for name, fn in MODEL_PLOTS.items()}
+    drawn["emid_vs_bound"] = _draw(d / "emid_vs_bound.png", plots.bound_plot({m: rows}, id_name))
+    if has_choices(rows):  # choice runs only (an open-ended run's figures and notes stay as they were)
+        drawn["icl"] = _draw(d / "icl.png", plots.icl_plot(rows, id_name, m))
+    if console:
+        from emidbench.report.terminal import correlation_table, shift_table
+
+        console.print(shift_table(m, rows, id_name))
+        console.print(correlation_table(m, corr))
+        skipped = [n for n, svg in drawn.items() if svg is None]
+        if skipped:
+            console.print(f"{m}: no data for the plots {', '.join(skipped)}; not drawn", highlight=False)
+    return corr, [(*CAPTIONS[name], svg) for name, svg in drawn.items() if svg is not None]
 
 
 def _estimator_of(rd: RunDir, model: str) -> str:
