@@ -78,7 +78,29 @@ def import_responses(source: Path, run: Path, model: str) -> ImportSummary:
     slug = model_slug(model, model)
     out_dir = rd.responses_dir(slug)
     _check_previous(out_dir)
+    summary = ImportSummary(slug)
+    chosen, shared = _choose_files(source, manifest, model, summary)
+    order = [s.name for s in manifest.scenarios]
+    questions = {sc: rd.read_scenario(sc) for sc in order if sc in chosen}
+    parsed = _read_all(chosen, shared, order, questions, model, summary)
+    for sc in order:
+        if sc not in parsed:
+            continue
+        records = parsed[sc]
+        atomic_write_jsonl(rd.responses_path(slug, sc), records)
+        summary.scenarios[sc] = len(records)
+        if len(records) < len(questions[sc]):
+            summary.missing[sc] = len(questions[sc]) - len(records)
+    summary.not_found = [n for n in order if n not in chosen]
+    EvalRecord(model=model, name=slug, backend="imported", source=str(source.resolve()),
+               files={sc: chosen[sc].name for sc in order if sc in parsed}).write(rd.eval_record_path(slug))
+    return summary
 
+
+def _choose_files(source: Path, manifest, model: str, summary: ImportSummary) -> tuple[dict, dict]:
+    """Which `<scenario>_<model>.jsonl` answers which scenario (by name or alias; a
+    language's file serves its easy/normal/hard sets when they have none of their own);
+    what is left out goes to summary.ignored. -> (scenario -> file, the shared files)."""
     known = {s.name: s.name for s in manifest.scenarios}
     for s in manifest.scenarios:
         alias = (s.extra or {}).get("alias")
@@ -92,7 +114,6 @@ def import_responses(source: Path, run: Path, model: str) -> ImportSummary:
         if stripped != s.name:
             by_language.setdefault(stripped, []).append(s.name)
     suffix = f"_{model}.jsonl"
-    summary = ImportSummary(slug)
     chosen: dict[str, Path] = {}  # scenario -> its file
     shared: dict[str, Path] = {}  # scenario -> a file that serves several (used when it has none of its own)
     for path in sorted(p for p in source.iterdir() if p.is_file() and p.name.endswith(suffix)):
@@ -119,13 +140,17 @@ def import_responses(source: Path, run: Path, model: str) -> ImportSummary:
         example = f"{manifest.scenarios[0].name}{suffix}"
         raise UserError(f"{source}: no file named <scenario>_{model}.jsonl for a scenario of this run "
                         f"(e.g. {example}); found {len(summary.ignored)} files ending in {suffix}")
+    return chosen, shared
 
-    order = [s.name for s in manifest.scenarios]
+
+def _read_all(chosen: dict, shared: dict, order: list, questions: dict, model: str,
+              summary: ImportSummary) -> dict[str, list[dict]]:
+    """Each chosen file read once for the scenarios it serves -> scenario -> answer records;
+    answers whose prompt is not the run's question stop the import with one line."""
     serves: dict[Path, list[str]] = {}
     for sc in order:
         if sc in chosen:
             serves.setdefault(chosen[sc], []).append(sc)
-    questions = {sc: rd.read_scenario(sc) for sc in order if sc in chosen}
     parsed: dict[str, list[dict]] = {}
     mismatches: list[tuple] = []
     for path, scenarios in serves.items():
@@ -139,18 +164,7 @@ def import_responses(source: Path, run: Path, model: str) -> ImportSummary:
             mismatches += got[sc][1]
     if mismatches:
         raise _mismatch_error(mismatches, sum(len(r) for r in parsed.values()))
-    for sc in order:
-        if sc not in parsed:
-            continue
-        records = parsed[sc]
-        atomic_write_jsonl(rd.responses_path(slug, sc), records)
-        summary.scenarios[sc] = len(records)
-        if len(records) < len(questions[sc]):
-            summary.missing[sc] = len(questions[sc]) - len(records)
-    summary.not_found = [n for n in order if n not in chosen]
-    EvalRecord(model=model, name=slug, backend="imported", source=str(source.resolve()),
-               files={sc: chosen[sc].name for sc in order if sc in parsed}).write(rd.eval_record_path(slug))
-    return summary
+    return parsed
 
 
 def normalise(text: str) -> str:
