@@ -57,6 +57,28 @@ def test_shift_memory_grows_with_the_questions_not_the_images(tmp_path, workers)
     assert all(run.image_intact(r["image"]) for r in lines)
 
 
+def test_eval_memory_grows_with_the_questions_not_the_images(tmp_path, tiny_llava_dir):
+    """The eval stage reads each item's image when its batch runs: four times the images
+    (~200 KB PNGs) leave its peak where it was (the hf backend, a tiny LLaVA)."""
+    from emidbench.eval import run_eval
+
+    suite = _suite(tmp_path)
+    peaks, on_disk = {}, {}
+    for n in (2, 24, 96):  # 2: imports and the model's first load, outside the comparison
+        root = make_llava_folder(tmp_path / f"b{n}", n_images=n, per_image=1, sizes=[(256, 256)], fmt="PNG")
+        run_shift(load_benchmark(str(root)), suite, tmp_path / f"r{n}")
+        on_disk[n] = sum(p.stat().st_size for p in (tmp_path / f"r{n}" / "shifts" / "images").iterdir())
+        tracemalloc.start()
+        try:
+            s = run_eval(tmp_path / f"r{n}", str(tiny_llava_dir), name="tiny", batch_size=8, max_new_tokens=2)
+            peaks[n] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert s.done == 2 * n and s.failed == 0
+    assert on_disk[96] - on_disk[24] > 10e6
+    assert peaks[96] - peaks[24] < 0.2 * (on_disk[96] - on_disk[24]), (peaks, on_disk)
+
+
 def test_loaded_benchmarks_hold_refs_not_bytes(tmp_path):
     """Every loader of files and datasets gives refs (one per image file, shared by its
     questions); the bytes are read on demand and are the file's."""

@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from emidbench.common.errors import UserError
@@ -100,10 +102,24 @@ class EvalSummary:
 class _Item:
     scenario: str
     question_id: object
-    request: Request
+    request: Callable[[], Request]  # builds the request, reading its images then (never all held at once)
     prompt: str
     key: str
     error: str | None  # set when the image cannot be read: fails without asking the model
+
+
+def _request(rd: RunDir, line: dict, system_prompt: str | None) -> Request:
+    """A scenario line's request, its image and in-context examples' images read now (an
+    unreadable one is the item's recorded error already, read as no bytes)."""
+    def read(name) -> bytes:
+        try:
+            return rd.image_path(str(name)).read_bytes()
+        except (OSError, UserError):
+            return b""
+
+    examples = tuple(Example(read(ex["image"]), str(ex["text"]), str(ex["answer"]))
+                     for ex in line.get("examples") or ())
+    return Request(read(line["image"]), str(line["text"]), system_prompt, examples)
 
 
 def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=None, **kwargs) -> EvalSummary:
@@ -296,11 +312,14 @@ def _public(record: dict) -> dict:
 
 
 def _build_items(rd: RunDir, engine, questions: dict, settings: dict) -> dict[str, list[_Item]]:
+    """Every selected question as an item: its prompt, cache key and (for an image that
+    does not decode) its error. Each image is read here to be checked and hashed, then let
+    go: an item's request reads its images again when its batch runs."""
     from emidbench.benchmarks.base import decode_image
 
-    images: dict[str, tuple[bytes, str, str | None]] = {}
+    images: dict[str, tuple[str, str | None]] = {}  # name -> (sha256, error)
 
-    def image(name: str) -> tuple[bytes, str, str | None]:
+    def image(name: str) -> tuple[str, str | None]:
         if name not in images:
             data, error = b"", None
             try:
@@ -310,26 +329,25 @@ def _build_items(rd: RunDir, engine, questions: dict, settings: dict) -> dict[st
                 error = str(e)
             except OSError as e:
                 error = f"image {name}: cannot read ({type(e).__name__})"
-            images[name] = (data, hashlib.sha256(data).hexdigest(), error)
+            images[name] = (hashlib.sha256(data).hexdigest(), error)
         return images[name]
 
     items = {}
     for sc, records in questions.items():
         out = []
         for q in records:
-            data, sha, error = image(q["image"])
-            examples, example_shas = [], []
+            sha, error = image(q["image"])
+            example_shas = []
             for ex in q.get("examples") or ():  # an ICL scenario's examples (shift/domains.py)
-                ex_data, ex_sha, ex_error = image(str(ex["image"]))
+                ex_sha, ex_error = image(str(ex["image"]))
                 error = error or (ex_error and f"in-context example: {ex_error}")
-                examples.append(Example(ex_data, str(ex["text"]), str(ex["answer"])))
                 example_shas.append(ex_sha)
-            req = Request(data, str(q["text"]), settings["system_prompt"], tuple(examples))
+            request = functools.partial(_request, rd, q, settings["system_prompt"])
             try:
-                prompt = engine.prompt(req)
+                prompt = engine.prompt(request())
             except Exception as e:  # a template that refuses this item: its recorded failure
                 prompt, error = "", error or f"prompt: {type(e).__name__}: {_first_line(e)}"
-            out.append(_Item(sc, q["question_id"], req, prompt,
+            out.append(_Item(sc, q["question_id"], request, prompt,
                              request_key(engine.identity, sha, prompt, settings, example_shas), error))
         items[sc] = out
     return items
@@ -443,13 +461,13 @@ def _generate(engine, to_generate, pending, cache, writer, summary, slug, backen
         scenario_rank = {}
         for k in to_generate:
             scenario_rank.setdefault(pending[k][0].scenario, len(scenario_rank))
-        shape = {k: engine.order_key(pending[k][0].request, pending[k][0].prompt) for k in to_generate}
+        shape = {k: engine.order_key(pending[k][0].request(), pending[k][0].prompt) for k in to_generate}
         to_generate = sorted(to_generate, key=lambda k: (scenario_rank[pending[k][0].scenario], shape[k]))
     size = max(1, int(engine.batch_size))
     fallbacks_before = dict(engine.fallbacks)
     for start in range(0, len(to_generate), size):
         batch = to_generate[start:start + size]
-        requests = [pending[k][0].request for k in batch]
+        requests = [pending[k][0].request() for k in batch]
         results = engine.answer(requests, [pending[k][0].prompt for k in batch])  # the stage's renderings
         if len(results) != len(batch):
             raise RuntimeError(f"backend returned {len(results)} results for {len(batch)} requests")
