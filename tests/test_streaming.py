@@ -25,31 +25,37 @@ def _suite(tmp_path, text=ONE_CORRUPTION):
     return path
 
 
-def _traced_shift(root, suite, out, workers: int) -> tuple[int, int]:
-    """(peak bytes Python and numpy allocated while loading and shifting, the images' bytes on disk)."""
-    on_disk = sum(p.stat().st_size for p in (root / "images").iterdir())
+def _peak(work) -> int:
+    """The peak bytes Python and numpy allocated while `work()` ran (tracemalloc)."""
     tracemalloc.start()
     try:
-        bench = load_benchmark(str(root))
-        run_shift(bench, suite, out, workers=workers)
-        return tracemalloc.get_traced_memory()[1], on_disk
+        work()
+        return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
 
 
+def _bytes_in(folder) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir())
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_shift_memory_grows_with_the_questions_not_the_images(tmp_path, workers):
-    """Four times the images (256 px noise PNGs, ~200 KB each) -> the peak grows by a small
+    """Four times the images (512 px noisy PNGs, ~0.8 MB each) -> the peak grows by a small
     part of the extra images' bytes: each image is read when its task runs, then let go
-    (with workers, at most a few tasks per worker wait in the queue)."""
+    (with workers, at most a few tasks per worker wait in the queue). The images are large
+    so that what the process allocates for other reasons (a dict of the interpreter that
+    grows with every path it has made, ~8 MB at once under pytest-xdist) stays far below
+    the bound."""
     suite = _suite(tmp_path)
     warm = make_llava_folder(tmp_path / "warm", n_images=2, per_image=1)
     run_shift(load_benchmark(str(warm)), suite, tmp_path / "warm-run", workers=workers)  # imports, outside the trace
-    small = make_llava_folder(tmp_path / "small", n_images=24, per_image=2, sizes=[(256, 256)], fmt="PNG")
-    large = make_llava_folder(tmp_path / "large", n_images=96, per_image=2, sizes=[(256, 256)], fmt="PNG")
-    peak_small, bytes_small = _traced_shift(small, suite, tmp_path / "run-small", workers)
-    peak_large, bytes_large = _traced_shift(large, suite, tmp_path / "run-large", workers)
-    assert bytes_large - bytes_small > 10e6  # the extra images are big enough to see
+    small = make_llava_folder(tmp_path / "small", n_images=24, per_image=2, sizes=[(512, 512)], fmt="PNG")
+    large = make_llava_folder(tmp_path / "large", n_images=96, per_image=2, sizes=[(512, 512)], fmt="PNG")
+    peak_small = _peak(lambda: run_shift(load_benchmark(str(small)), suite, tmp_path / "run-small", workers=workers))
+    peak_large = _peak(lambda: run_shift(load_benchmark(str(large)), suite, tmp_path / "run-large", workers=workers))
+    bytes_small, bytes_large = _bytes_in(small / "images"), _bytes_in(large / "images")
+    assert bytes_large - bytes_small > 40e6  # the extra images are big enough to see
     assert peak_large - peak_small < 0.2 * (bytes_large - bytes_small), (peak_small, peak_large, bytes_large)
     run = RunDir(tmp_path / "run-large")
     lines = run.read_scenario("bright")
@@ -59,23 +65,20 @@ def test_shift_memory_grows_with_the_questions_not_the_images(tmp_path, workers)
 
 def test_eval_memory_grows_with_the_questions_not_the_images(tmp_path, tiny_llava_dir):
     """The eval stage reads each item's image when its batch runs: four times the images
-    (~200 KB PNGs) leave its peak where it was (the hf backend, a tiny LLaVA)."""
+    (~0.8 MB PNGs) leave its peak where it was (the hf backend, a tiny LLaVA)."""
     from emidbench.eval import run_eval
 
     suite = _suite(tmp_path)
     peaks, on_disk = {}, {}
     for n in (2, 24, 96):  # 2: imports and the model's first load, outside the comparison
-        root = make_llava_folder(tmp_path / f"b{n}", n_images=n, per_image=1, sizes=[(256, 256)], fmt="PNG")
+        root = make_llava_folder(tmp_path / f"b{n}", n_images=n, per_image=1, sizes=[(512, 512)], fmt="PNG")
         run_shift(load_benchmark(str(root)), suite, tmp_path / f"r{n}")
-        on_disk[n] = sum(p.stat().st_size for p in (tmp_path / f"r{n}" / "shifts" / "images").iterdir())
-        tracemalloc.start()
-        try:
-            s = run_eval(tmp_path / f"r{n}", str(tiny_llava_dir), name="tiny", batch_size=8, max_new_tokens=2)
-            peaks[n] = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-        assert s.done == 2 * n and s.failed == 0
-    assert on_disk[96] - on_disk[24] > 10e6
+        on_disk[n] = _bytes_in(tmp_path / f"r{n}" / "shifts" / "images")
+        summary = []
+        peaks[n] = _peak(lambda: summary.append(run_eval(tmp_path / f"r{n}", str(tiny_llava_dir), name="tiny",
+                                                         batch_size=8, max_new_tokens=2)))
+        assert summary[0].done == 2 * n and summary[0].failed == 0
+    assert on_disk[96] - on_disk[24] > 40e6
     assert peaks[96] - peaks[24] < 0.2 * (on_disk[96] - on_disk[24]), (peaks, on_disk)
 
 

@@ -4,6 +4,7 @@ and recorded in RUN/shifts/.images.jsonl so a rerun redoes only what is missing.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -97,8 +98,10 @@ class ImageWork:
     workers take them from the front, so N processes share the image work.
 
     Source images are read when their task runs or is sent to a worker, never all at once:
-    at most QUEUED_PER_WORKER tasks per worker wait in the pool, so the stage holds a few
-    images per process whatever the benchmark's size (its samples hold refs, not bytes)."""
+    a feeder thread keeps at most QUEUED_PER_WORKER tasks per worker in the pool (the stage
+    holds a few images per process whatever the benchmark's size; its samples hold refs,
+    not bytes). The feeder is a thread of its own so that the workers stay fed while this
+    process's main thread is busy elsewhere (the question texts are one long step)."""
 
     QUEUED_PER_WORKER = 3
 
@@ -112,7 +115,12 @@ class ImageWork:
         self.sources = sources
         self.total = sum(len(j) for _, j in self.tasks)
         self.pool = None
+        self.lock = threading.Lock()  # guards tasks and queued (the feeder thread and this one)
         self.queued: dict = {}  # future -> its jobs, sent to the pool and not yet collected
+        self.slots: threading.Semaphore | None = None
+        self.feeder: threading.Thread | None = None
+        self.feed_error: BaseException | None = None
+        self.stopping = False
         self.progress = None
         self.bar = None
 
@@ -126,6 +134,12 @@ class ImageWork:
     def _advance(self, n: int) -> None:
         if self.progress is not None:
             self.progress.advance(self.bar, n)
+
+    def _take(self, front: bool):
+        with self.lock:
+            if not self.tasks or self.stopping:
+                return None
+            return self.tasks.popleft() if front else self.tasks.pop()
 
     def start(self) -> None:
         if not self.tasks:
@@ -142,20 +156,31 @@ class ImageWork:
             # spawn: safe on every platform and with threads (torch, rich) in this process
             n = min(self.workers - 1, len(self.tasks) - 1)
             self.pool = ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"))
-            self.window = n * self.QUEUED_PER_WORKER
-            self._send()
+            self.slots = threading.Semaphore(n * self.QUEUED_PER_WORKER)
+            self.feeder = threading.Thread(target=self._feed, name="emidbench-image-feeder", daemon=True)
+            self.feeder.start()
 
-    def _send(self) -> None:
-        """Fill the pool's queue from the front of the tasks, up to the window."""
-        while self.tasks and len(self.queued) < self.window:
-            src, jobs = self.tasks.popleft()
-            fut = self.pool.submit(corrupt_and_store, *self._arguments(src, jobs))
-            fut.add_done_callback(lambda f, n=len(jobs): f.cancelled() or self._advance(n))
-            self.queued[fut] = jobs
+    def _feed(self) -> None:
+        """Send tasks from the front of the queue while fewer than the window wait."""
+        try:
+            while True:
+                self.slots.acquire()
+                task = self._take(front=True)
+                if task is None:
+                    return
+                src, jobs = task
+                fut = self.pool.submit(corrupt_and_store, *self._arguments(src, jobs))
+                with self.lock:
+                    self.queued[fut] = jobs
+                fut.add_done_callback(lambda f, n=len(jobs): (self.slots.release(), f.cancelled() or self._advance(n)))
+        except BaseException as e:  # re-raised by finish() on the stage's thread
+            self.feed_error = e
 
-    def _collect(self, done) -> None:
-        for fut in done:
-            self.index.add(self.queued.pop(fut), fut.result())
+    def _collect(self, futures) -> None:
+        for fut in futures:
+            with self.lock:
+                jobs = self.queued.pop(fut)
+            self.index.add(jobs, fut.result())
 
     def finish(self, between=lambda: None) -> None:
         """Run or wait for the image tasks; call `between()` after each one run here."""
@@ -165,18 +190,27 @@ class ImageWork:
                     self._run_here(*self.tasks.popleft())
                     between()
                 return
-            while self.tasks:
-                self._collect([f for f in self.queued if f.done()])
-                self._send()
-                if self.tasks:  # help from the back of the queue
-                    self._run_here(*self.tasks.pop())
-                    between()
+            while (task := self._take(front=False)) is not None:  # help from the back of the queue
+                self._run_here(*task)
+                between()
+                with self.lock:
+                    done = [f for f in self.queued if f.done()]
+                self._collect(done)
+            self.feeder.join()
+            if self.feed_error is not None:
+                raise self.feed_error
             while self.queued:
-                done, _ = wait(self.queued, return_when=FIRST_COMPLETED)
+                with self.lock:
+                    pending = list(self.queued)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 self._collect(done)
         finally:
             if self.pool is not None:
+                with self.lock:
+                    self.stopping = True
+                self.slots.release()  # a feeder waiting for a slot wakes, sees `stopping` and ends
                 self.pool.shutdown(wait=True, cancel_futures=True)
+                self.feeder.join()
             if self.progress is not None:
                 self.progress.stop()
 
