@@ -108,18 +108,28 @@ class _Item:
     error: str | None  # set when the image cannot be read: fails without asking the model
 
 
-def _request(rd: RunDir, line: dict, system_prompt: str | None) -> Request:
-    """A scenario line's request, its image and in-context examples' images read now (an
-    unreadable one is the item's recorded error already, read as no bytes)."""
-    def read(name) -> bytes:
+RECENT_IMAGES = 8  # images kept after a read: the questions of one image follow each other
+
+
+def _image_reader(rd: RunDir):
+    """name -> the stored image's bytes (b"" when unreadable: that item's error is recorded
+    already). The last few reads are kept, so the questions that share an image read it
+    once; memory stays a few images, whatever the run's size."""
+    @functools.lru_cache(maxsize=RECENT_IMAGES)
+    def read(name: str) -> bytes:
         try:
-            return rd.image_path(str(name)).read_bytes()
+            return rd.image_path(name).read_bytes()
         except (OSError, UserError):
             return b""
 
-    examples = tuple(Example(read(ex["image"]), str(ex["text"]), str(ex["answer"]))
+    return read
+
+
+def _request(read, line: dict, system_prompt: str | None) -> Request:
+    """A scenario line's request, its image and in-context examples' images read now."""
+    examples = tuple(Example(read(str(ex["image"])), str(ex["text"]), str(ex["answer"]))
                      for ex in line.get("examples") or ())
-    return Request(read(line["image"]), str(line["text"]), system_prompt, examples)
+    return Request(read(str(line["image"])), str(line["text"]), system_prompt, examples)
 
 
 def run_eval(run: Path, model: str, options: EvalOptions | None = None, console=None, **kwargs) -> EvalSummary:
@@ -332,6 +342,7 @@ def _build_items(rd: RunDir, engine, questions: dict, settings: dict) -> dict[st
             images[name] = (hashlib.sha256(data).hexdigest(), error)
         return images[name]
 
+    read = _image_reader(rd)
     items = {}
     for sc, records in questions.items():
         out = []
@@ -342,7 +353,7 @@ def _build_items(rd: RunDir, engine, questions: dict, settings: dict) -> dict[st
                 ex_sha, ex_error = image(str(ex["image"]))
                 error = error or (ex_error and f"in-context example: {ex_error}")
                 example_shas.append(ex_sha)
-            request = functools.partial(_request, rd, q, settings["system_prompt"])
+            request = functools.partial(_request, read, q, settings["system_prompt"])
             try:
                 prompt = engine.prompt(request())
             except Exception as e:  # a template that refuses this item: its recorded failure
